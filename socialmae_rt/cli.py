@@ -1,0 +1,84 @@
+"""`socialmae-rt` command line. Each subcommand is a small function; heavy imports happen inside it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Sequence
+
+from socialmae_rt import __version__
+
+
+def _info(args: argparse.Namespace) -> int:
+    """Parameter count and GFLOP per window for model sizes, and optionally a checkpoint check."""
+    from socialmae_rt.model import MODEL_VARIANTS, Modality, SocialMAEConfig, load_any_checkpoint
+    from socialmae_rt.model.profile import count_gflops, count_parameters, profile_config
+
+    if args.weights:
+        # A released .pth says nothing about its size: --model picks it (base by default).
+        released = args.weights.endswith((".pth", ".pt"))
+        variant = "base" if args.model == "all" else args.model
+        config = SocialMAEConfig.variant(variant, num_classes=args.num_classes) if released else None
+        loaded = load_any_checkpoint(args.weights, config)
+        model = loaded.model
+        profiles = [("checkpoint", count_parameters(model), {m: count_gflops(model, m) for m in Modality})]
+        print(f"{args.weights}: loaded strictly; heads {model.config.head_sizes}")
+    else:
+        names = sorted(MODEL_VARIANTS, key=lambda n: -MODEL_VARIANTS[n]["embed_dim"]) if args.model == "all" else [args.model]
+        profiles = []
+        for name in names:
+            profile = profile_config(name, SocialMAEConfig.variant(name, num_classes=args.num_classes))
+            profiles.append((name, profile.parameters, profile.gflops))
+    if args.json:
+        print(json.dumps(
+            [{"model": n, "parameters": p, "gflops": {m.value: round(g, 3) for m, g in gf.items()}} for n, p, gf in profiles],
+            indent=2,
+        ))
+        return 0
+    print(f"{'model':<11} {'params (M)':>10} {'GFLOP AV':>9} {'GFLOP A':>8} {'GFLOP V':>8}")
+    for name, params, gflops in profiles:
+        print(
+            f"{name:<11} {params / 1e6:>10.1f} {gflops[Modality.AUDIOVISUAL]:>9.1f} "
+            f"{gflops[Modality.AUDIO]:>8.1f} {gflops[Modality.VIDEO]:>8.1f}"
+        )
+    print("GFLOP per 4 s window, batch 1 (multiply-add = 2 FLOP), counted by torch's FLOP counter.")
+    return 0
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="parameter count and GFLOP per window; --weights checks a checkpoint loads")
+    p.add_argument("--model", default="all", choices=["all", "base", "small", "tiny"], help="model size (default: all)")
+    p.add_argument("--num-classes", type=int, default=6, help="size of the primary (emotion) head (default: 6)")
+    p.add_argument("--weights", help="a released .pth or our .safetensors to load strictly and profile")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=_info)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="socialmae-rt",
+        description="Real-time Social-MAE perception: emotion, laughter and personality from camera + microphone.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        # Expected user errors: one clear line, no traceback.
+        print(f"socialmae-rt {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Checkpoints: released `.pth` files (strict, explicit key map) and our safetensors + JSON pair."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from socialmae_rt.features.config import PreprocessConfig
+
+from .config import SocialMAEConfig
+from .social_mae import SocialMAE
+
+FORMAT_NAME = "socialmae_rt"
+FORMAT_VERSION = 1
+DATA_PARALLEL_PREFIX = "module."
+# Keys of the released *pretraining* checkpoint that belong to the MAE decoder, not the encoder.
+_DECODER_KEY_PREFIXES = ("decoder_", "mask_token")
+# Wrappers some training scripts put around a state dict; the released files are bare.
+_STATE_DICT_WRAPPERS = ("state_dict", "model")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded into the requested model; the message lists why."""
+
+
+@dataclass
+class KeyReport:
+    """How a checkpoint's tensors line up with a model's parameters."""
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    shape_mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.shape_mismatches)
+
+    def describe(self, limit: int = 20) -> str:
+        lines = []
+        for title, items in (
+            ("missing keys", self.missing),
+            ("unexpected keys", self.unexpected),
+            ("shape mismatches", self.shape_mismatches),
+        ):
+            if items:
+                shown = ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+                lines.append(f"  {title} ({len(items)}): {shown}")
+        return "\n".join(lines)
+
+
+def official_key_to_model_key(key: str) -> str:
+    """Released key -> our parameter name. The layouts agree once DataParallel's prefix is gone."""
+    return key[len(DATA_PARALLEL_PREFIX) :] if key.startswith(DATA_PARALLEL_PREFIX) else key
+
+
+def _read_torch_file(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(
+            f"cannot read {path} as a PyTorch checkpoint (truncated download or not a .pth file?): {err}"
+        ) from err
+
+
+def _unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for wrapper in _STATE_DICT_WRAPPERS:
+            if wrapper in obj and isinstance(obj[wrapper], Mapping):
+                obj = obj[wrapper]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, expected a non-empty state dict (name -> tensor)")
+    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(
+            f"{path} is not a state dict: expected every value to be a tensor, but {len(not_tensors)} are not "
+            f"(e.g. {not_tensors[:5]})"
+        )
+    return dict(obj)
+
+
+def describe_state_dict(state: Mapping[str, torch.Tensor]) -> str:
+    """A one-line guess of the size a state dict was saved from, for error messages."""
+    parts = []
+    if "modality_a" in state:
+        parts.append(f"embed_dim={state['modality_a'].shape[-1]}")
+    depth = {int(k.split(".")[1]) for k in state if k.startswith("blocks_a.")}
+    if depth:
+        parts.append(f"modality_specific_depth={max(depth) + 1}")
+    if "mlp_head.1.weight" in state:
+        parts.append(f"num_classes={state['mlp_head.1.weight'].shape[0]}")
+    return ", ".join(parts) or "no recognisable Social-MAE keys"
+
+
+def compare_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> KeyReport:
+    expected = model.state_dict()
+    report = KeyReport(
+        missing=sorted(set(expected) - set(state)),
+        unexpected=sorted(set(state) - set(expected)),
+    )
+    for name in sorted(set(expected) & set(state)):
+        if tuple(state[name].shape) != tuple(expected[name].shape):
+            report.shape_mismatches.append(
+                f"{name}: checkpoint {list(state[name].shape)} vs model {list(expected[name].shape)}"
+            )
+    return report
+
+
+def load_state_strictly(model: SocialMAE, state: Mapping[str, torch.Tensor], source: str) -> SocialMAE:
+    """Copy `state` into `model` only if every name and shape matches; otherwise raise, loading nothing."""
+    report = compare_keys(model, state)
+    if not report.ok:
+        raise CheckpointError(
+            f"{source} does not match SocialMAEConfig({_config_summary(model.config)}); "
+            f"the checkpoint looks like {describe_state_dict(state)}.\n{report.describe()}"
+        )
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _config_summary(config: SocialMAEConfig) -> str:
+    return (
+        f"embed_dim={config.embed_dim}, num_heads={config.num_heads}, "
+        f"modality_specific_depth={config.modality_specific_depth}, num_classes={config.num_classes}, "
+        f"extra_heads={config.extra_heads}"
+    )
+
+
+def load_official_checkpoint(
+    path: str | Path, config: SocialMAEConfig | None = None, *, encoder_only: bool = False
+) -> SocialMAE:
+    """Load a released Social-MAE `.pth` strictly.
+
+    Fine-tuned checkpoints (keys may start with `module.`) load into `SocialMAE(config)` with
+    every key and shape checked. `encoder_only=True` takes just the encoder from a fine-tuned
+    or pretraining checkpoint: the MAE decoder and the released head are set aside by name,
+    the heads of `config` start fresh, and every encoder key must still be present and match.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    state = _unwrap_state_dict(_read_torch_file(path), path)
+    state = {official_key_to_model_key(k): v for k, v in state.items()}
+    model = SocialMAE(config or SocialMAEConfig())
+    if encoder_only:
+        head_keys = {k for k in model.state_dict() if k.startswith(("mlp_head.", "extra_heads."))}
+        state = {k: v for k, v in state.items() if not k.startswith(_DECODER_KEY_PREFIXES + ("mlp_head.",))}
+        state.update({k: v for k, v in model.state_dict().items() if k in head_keys})
+    return load_state_strictly(model, state, f"official checkpoint {path}")
+
+
+# Our own format -------------------------------------------------------------------------------
+
+
+def config_path_for(weights_path: str | Path) -> Path:
+    """The JSON that travels beside a `.safetensors` file: same stem, `.json`."""
+    return Path(weights_path).with_suffix(".json")
+
+
+def check_preprocess_matches(config: SocialMAEConfig, preprocess: PreprocessConfig) -> None:
+    pairs = {
+        "audio frames (audio_length vs audio.target_length)": (config.audio_length, preprocess.audio.target_length),
+        "mel bins (num_mel_bins vs audio.num_mel_bins)": (config.num_mel_bins, preprocess.audio.num_mel_bins),
+        "image size (image_size vs video.image_size)": (config.image_size, preprocess.video.image_size),
+        "frames per window (num_frames vs video.num_frames)": (config.num_frames, preprocess.video.num_frames),
+    }
+    wrong = [f"{what}: model {m} != preprocessing {p}" for what, (m, p) in pairs.items() if m != p]
+    if wrong:
+        raise CheckpointError("model and preprocessing configs disagree: " + "; ".join(wrong))
+
+
+def save_checkpoint(
+    model: SocialMAE,
+    path: str | Path,
+    preprocess: PreprocessConfig | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write `path` (.safetensors weights) and its `.json` (model + preprocessing config)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"checkpoint path must end in .safetensors, got {path}")
+    preprocess = preprocess or PreprocessConfig()
+    check_preprocess_matches(model.config, preprocess)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)})
+    document = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model": model.config.to_dict(),
+        "preprocess": preprocess.to_dict(),
+        "metadata": dict(metadata or {}),
+    }
+    config_path_for(path).write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: SocialMAE
+    preprocess: PreprocessConfig
+    metadata: dict[str, Any]
+
+
+def read_checkpoint_config(path: str | Path) -> tuple[SocialMAEConfig, PreprocessConfig, dict[str, Any]]:
+    """Parse and validate the JSON beside a `.safetensors` checkpoint."""
+    json_path = config_path_for(path)
+    if not json_path.is_file():
+        raise FileNotFoundError(f"checkpoint config not found: {json_path} (it must sit beside {Path(path).name})")
+    try:
+        document = json.loads(json_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{json_path} is not valid JSON: {err}") from err
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{json_path} is not a {FORMAT_NAME} checkpoint config (missing 'format': '{FORMAT_NAME}')")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{json_path} has format_version {document.get('format_version')!r}; this version reads {FORMAT_VERSION}"
+        )
+    for section in ("model", "preprocess"):
+        if section not in document:
+            raise CheckpointError(f"{json_path} lacks its '{section}' section")
+    config = SocialMAEConfig.from_dict(document["model"])
+    preprocess = PreprocessConfig.from_dict(document["preprocess"])
+    check_preprocess_matches(config, preprocess)
+    return config, preprocess, dict(document.get("metadata") or {})
+
+
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Load a checkpoint written by `save_checkpoint`; strict on names and shapes."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    config, preprocess, metadata = read_checkpoint_config(path)
+    try:
+        state = load_file(str(path))
+    except SafetensorError as err:
+        raise CheckpointError(f"cannot read {path} as safetensors (truncated or corrupt?): {err}") from err
+    model = load_state_strictly(SocialMAE(config), state, f"checkpoint {path}")
+    return LoadedCheckpoint(model, preprocess, metadata)
+
+
+def load_any_checkpoint(path: str | Path, config: SocialMAEConfig | None = None) -> LoadedCheckpoint:
+    """`.safetensors` (ours, config from its JSON) or `.pth`/`.pt` (released, config as given)."""
+    suffix = Path(path).suffix
+    if suffix == ".safetensors":
+        if config is not None:
+            raise ValueError(f"{path} carries its own config in {config_path_for(path).name}; do not pass one")
+        return load_checkpoint(path)
+    if suffix in (".pth", ".pt"):
+        return LoadedCheckpoint(load_official_checkpoint(path, config), PreprocessConfig(), {"source": str(path)})
+    raise ValueError(f"unknown checkpoint type {suffix!r} for {path}; expected .safetensors (ours) or .pth (released)")
