@@ -1,0 +1,46 @@
+"""The installed `socialmae-rt` console script, run as a user would."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from socialmae_rt.model import SocialMAE, SocialMAEConfig, save_checkpoint
+from socialmae_rt.model.profile import count_parameters
+
+SCRIPT = Path(sys.executable).with_name("socialmae-rt")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_info_json_for_tiny():
+    result = run_cli("info", "--model", "tiny", "--json")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["model"] == "tiny"
+    assert row["parameters"] == count_parameters(SocialMAE(SocialMAEConfig.variant("tiny")))
+    assert row["gflops"]["audiovisual"] > row["gflops"]["video"] > row["gflops"]["audio"] > 0
+
+
+def test_info_checks_a_checkpoint(tmp_path):
+    config = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1})
+    path = save_checkpoint(SocialMAE(config), tmp_path / "m.safetensors")
+    result = run_cli("info", "--weights", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "loaded strictly; heads {'emotion': 6, 'laughter': 1}" in result.stdout
+    assert "checkpoint" in result.stdout
+
+
+def test_bad_checkpoint_is_one_clear_line(tmp_path):
+    path = tmp_path / "broken.pth"
+    torch.save([1, 2], path)
+    result = run_cli("info", "--weights", str(path))
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "expected a non-empty state dict" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = run_cli("info", "--weights", str(tmp_path / "nope.pth"))
+    assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
