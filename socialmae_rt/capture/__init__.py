@@ -1,0 +1,1 @@
+"""Sources: camera (OpenCV), microphone (PyAudio), media files (PyAV)."""

@@ -1,0 +1,30 @@
+"""The contract every source keeps (camera, microphone, media file, ROS topics)."""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, runtime_checkable
+
+from socialmae_rt.messages import AudioChunk, SourceStatus, VideoFrame
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A producer of timestamped frames and/or audio chunks.
+
+    - `open()` acquires the device or file; it raises SourceError with a message naming the
+      device/file and the reason when that is impossible.
+    - Iterating yields VideoFrame / AudioChunk items in capture order until the stream ends or
+      `close()` is called (from any thread); iteration opens the source if `open()` was not called.
+    - Faults after start (device unplugged, corrupt packets) never raise out of the iterator:
+      they are counted in `status.counters`, and a source that cannot go on ends with
+      `status.state == FAILED` and a `status.detail` saying why.
+    - `close()` is idempotent and releases the device.
+    """
+
+    status: SourceStatus
+
+    def open(self) -> None: ...
+
+    def __iter__(self) -> Iterator[VideoFrame | AudioChunk]: ...
+
+    def close(self) -> None: ...

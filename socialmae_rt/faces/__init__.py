@@ -1,0 +1,1 @@
+"""Face detection (MediaPipe), IoU tracking with stable ids, square crops."""
