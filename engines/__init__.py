@@ -1,4 +1,10 @@
-"""Inference backends (torch, ONNX Runtime, TensorRT) behind one protocol; ONNX export and engine builds.
+"""Inference backends behind one protocol (`Backend.infer(audio, video) -> BackendOutput`).
 
-Imported as `socialmae_rt.engines`. Backends arrive with the engines issue.
+Imported as `socialmae_rt.engines`. `create_backend(name, weights, config)` picks one by name and
+imports its library only then. ONNX Runtime and TensorRT backends arrive with the engines issue.
 """
+
+from .base import Backend, BackendInfo, BackendOutput
+from .factory import available_backends, create_backend
+
+__all__ = ["Backend", "BackendInfo", "BackendOutput", "available_backends", "create_backend"]

@@ -19,9 +19,14 @@ class Source(Protocol):
       they are counted in `status.counters`, and a source that cannot go on ends with
       `status.state == FAILED` and a `status.detail` saying why.
     - `close()` is idempotent and releases the device.
+    - `has_video` / `has_audio` say what it delivers (for a file: known after `open()`), and
+      `clock` is "monotonic" for capture-time stamps or "media" for presentation times.
     """
 
     status: SourceStatus
+    has_video: bool
+    has_audio: bool
+    clock: str
 
     def open(self) -> None: ...
 

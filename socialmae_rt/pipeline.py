@@ -1,0 +1,348 @@
+"""The streaming pipeline: sources -> faces -> AV ring buffer -> windows -> backend -> results.
+
+Data flows one way. Capture threads call `ingest()` with frames and audio; the inference loop
+asks the scheduler for the next complete window, preprocesses it exactly as the released
+weights saw their inputs, runs one batched encoder pass for every face in the window, smooths
+the outputs and hands records to the sinks.
+
+Two ways to run:
+- `run_offline(source)`: a file as fast as possible, one thread, every window in order.
+- `run_live(sources)`: cameras, microphones or files paced in real time; capture runs in its own
+  threads and the newest complete window wins when inference is slower than the hop.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from socialmae_rt.buffer import AVRingBuffer, BufferConfig, FaceWindow
+from socialmae_rt.features import audio_to_model_input, frames_to_model_input
+from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, FaceCrop, SourceState, VideoFrame, seconds_to_ns
+from socialmae_rt.model.social_mae import Modality
+from socialmae_rt.postprocess import PostprocessConfig, Postprocessor
+from socialmae_rt.results import Latency, SocialPerception
+from socialmae_rt.scheduler import SchedulerConfig, WindowScheduler
+
+log = logging.getLogger(__name__)
+
+
+class FaceTrackerLike(Protocol):
+    def update(self, frame: VideoFrame) -> list[FaceCrop]: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass
+class PipelineConfig:
+    hop_s: float = 0.5
+    min_face_fill: float = 0.25  # a face needs at least 2 of the 8 frame slots to be reported
+    audio_stall_s: float = 1.0  # live: audio this far behind video counts as absent (video-only)
+    stream: str = "default"
+    include_embedding: bool = False
+    status_interval_s: float = 1.0
+    buffer: BufferConfig = field(default_factory=BufferConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+    def __post_init__(self) -> None:
+        SchedulerConfig(hop_s=self.hop_s, window_s=self.buffer.window_s)  # validates the hop
+        if not 0.0 < self.min_face_fill <= 1.0:
+            raise ValueError(f"PipelineConfig.min_face_fill must be in (0, 1], got {self.min_face_fill}")
+        if self.audio_stall_s <= 0:
+            raise ValueError(f"PipelineConfig.audio_stall_s must be > 0, got {self.audio_stall_s}")
+
+
+@dataclass
+class Expectation:
+    """Which streams the window scheduler waits for; a stream nobody delivers is not waited on."""
+
+    video: bool = True
+    audio: bool = True
+    reason: str = ""
+
+
+@dataclass
+class _Window:
+    end_ns: int
+    picked_mono_ns: int
+    audio: np.ndarray | None  # float32 [64000]
+    faces: list[FaceWindow]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        backend,
+        tracker: FaceTrackerLike | None,
+        sinks: Sequence = (),
+        config: PipelineConfig | None = None,
+    ) -> None:
+        self.config = config or PipelineConfig()
+        self.backend = backend
+        self.tracker = tracker
+        self.sinks = list(sinks)
+        self.preprocess = backend.preprocess
+        self.buffer = AVRingBuffer(self.config.buffer)
+        self.scheduler = WindowScheduler(SchedulerConfig(self.config.hop_s, self.config.buffer.window_s))
+        self.postprocessor = Postprocessor(self.config.postprocess)
+        self.postprocessor.check_heads(backend.model_config.head_sizes)
+        self.expect = Expectation()
+        self.clock = "media"  # "monotonic" when stamps are capture times (latency vs window end)
+        self._lock = threading.Lock()
+        self._data = threading.Condition(self._lock)
+        self._latencies = collections.deque(maxlen=200)
+        self._reported_faces: set[int | None] = set()
+        self.last_reason = "waiting for data"
+        self.results = 0
+        self.started_mono_ns = time.monotonic_ns()
+
+    # Ingest (capture threads) ---------------------------------------------------------------
+    def ingest(self, item: VideoFrame | AudioChunk) -> None:
+        if isinstance(item, VideoFrame):
+            crops = self.tracker.update(item) if self.tracker is not None else []
+            with self._data:
+                self.scheduler.anchor(item.stamp_ns)
+                for crop in crops:
+                    self.buffer.add_crop(crop)
+                self.buffer.mark_video(item.stamp_ns)
+                self._data.notify_all()
+        elif isinstance(item, AudioChunk):
+            with self._data:
+                self.scheduler.anchor(item.stamp_ns)
+                self.buffer.add_audio(item)
+                self._data.notify_all()
+        else:
+            raise TypeError(f"pipeline ingests VideoFrame or AudioChunk, got {type(item).__name__}")
+
+    # Scheduling -------------------------------------------------------------------------------
+    def complete_until(self) -> int | None:
+        """How far every expected stream has delivered (None: an expected stream has nothing yet)."""
+        untils = []
+        if self.expect.video:
+            untils.append(self.buffer.video_until_ns)
+        if self.expect.audio:
+            untils.append(self.buffer.audio_until_ns)
+        if not untils:
+            # Nothing expected any more (sources ended): what was delivered is all there is.
+            held = [t for t in (self.buffer.video_until_ns, self.buffer.audio_until_ns) if t is not None]
+            return max(held) if held else None
+        if any(t is None for t in untils):
+            return None
+        return min(untils)
+
+    def _pick_window(self) -> _Window | None:
+        with self._lock:
+            end_ns = self.scheduler.next_window(self.complete_until())
+            if end_ns is None:
+                return None
+            audio = self.buffer.audio_window(end_ns)
+            faces = self.buffer.face_windows(end_ns, self.config.min_face_fill)
+        return _Window(end_ns, time.monotonic_ns(), audio, faces)
+
+    def process_due(self) -> list[SocialPerception]:
+        """Run the window the scheduler picks now, if any; returns its records."""
+        window = self._pick_window()
+        return [] if window is None else self._run_window(window)
+
+    # One window ---------------------------------------------------------------------------------
+    def _run_window(self, window: _Window) -> list[SocialPerception]:
+        if window.audio is None and not window.faces:
+            self.last_reason = (
+                f"window ending {window.end_ns / NS_PER_SECOND:.2f} s: no face and no audio "
+                f"({self.expect.reason or 'nothing in the buffer for it'})"
+            )
+            self._forget_faces_except(set())
+            return []
+        start = time.perf_counter()
+        audio = video = None
+        if window.audio is not None:
+            features = audio_to_model_input(window.audio, self.preprocess.audio.sample_rate, self.preprocess.audio)
+            audio = np.repeat(features[None], max(1, len(window.faces)), axis=0)  # [B, 1024, 128]
+        if window.faces:
+            video = np.stack([frames_to_model_input(f.frames, self.preprocess.video) for f in window.faces])
+        preprocess_ms = (time.perf_counter() - start) * 1e3  # video: [B, 3, 224, 224, 8]
+        start = time.perf_counter()
+        output = self.backend.infer(audio, video)
+        inference_ms = (time.perf_counter() - start) * 1e3
+        modality = Modality.of(audio, video).value
+        face_ids: list[int | None] = [f.face_id for f in window.faces] or [None]
+        fills = [f.fill for f in window.faces] or [1.0]
+        self._forget_faces_except(set(face_ids))
+        records = []
+        for row, (face_id, fill) in enumerate(zip(face_ids, fills)):
+            heads = {name: values[row] for name, values in output.heads.items()}
+            perceived = self.postprocessor.update(face_id, heads, window.end_ns)
+            reference_ns = window.end_ns if self.clock == "monotonic" else window.picked_mono_ns
+            record = SocialPerception(
+                face_id=face_id,
+                window_start_ns=window.end_ns - seconds_to_ns(self.config.buffer.window_s),
+                window_end_ns=window.end_ns,
+                modality=modality,
+                emotion=perceived.emotion,
+                laughter_probability=perceived.laughter_probability,
+                laughing=perceived.laughing,
+                personality=perceived.personality,
+                window_fill=fill,
+                latency=Latency(preprocess_ms, inference_ms, (time.monotonic_ns() - reference_ns) / 1e6),
+                stream=self.config.stream,
+                embedding=output.embedding[row].tolist() if self.config.include_embedding else None,
+            )
+            self._emit(record, perceived.events)
+            records.append(record)
+        self.last_reason = f"ok: {len(records)} record(s), {modality}"
+        return records
+
+    def _forget_faces_except(self, present: set[int | None]) -> None:
+        for face_id in self._reported_faces - present:
+            self.postprocessor.forget(face_id)
+        self._reported_faces = present
+
+    def _emit(self, record: SocialPerception, events) -> None:
+        self.results += 1
+        self._latencies.append(record.latency.total_ms)
+        for sink in self.sinks:
+            sink.write_result(record)
+            for event in events:
+                sink.write_event(event)
+
+    # Status --------------------------------------------------------------------------------------
+    def status(self, sources: Iterable = ()) -> dict[str, Any]:
+        latencies = np.array(self._latencies) if self._latencies else None
+        elapsed = (time.monotonic_ns() - self.started_mono_ns) / NS_PER_SECOND
+        info = self.backend.info
+        return {
+            "backend": {"name": info.name, "precision": info.precision, "device": info.device, "weights": info.weights},
+            "windows": self.scheduler.windows,
+            "skipped_windows": self.scheduler.skipped,
+            "results": self.results,
+            "windows_per_s": self.scheduler.windows / elapsed if elapsed > 0 else 0.0,
+            "latency_ms_p50": None if latencies is None else float(np.percentile(latencies, 50)),
+            "latency_ms_p95": None if latencies is None else float(np.percentile(latencies, 95)),
+            "expect": {"video": self.expect.video, "audio": self.expect.audio, "why": self.expect.reason},
+            "last": self.last_reason,
+            "faces": self.buffer.face_ids(),
+            "sources": [s.status.snapshot() for s in sources],
+        }
+
+    def _write_status(self, sources) -> None:
+        status = self.status(sources)
+        for sink in self.sinks:
+            sink.write_status(status)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.buffer.reset()
+            self.scheduler.reset()
+            self.postprocessor.reset()
+            if self.tracker is not None:
+                self.tracker.reset()
+
+    # Runners -------------------------------------------------------------------------------------
+    def run_offline(self, source, on_progress: Callable[[int], None] | None = None) -> int:
+        """Every window of a media file, in order, as fast as the backend goes. Returns records."""
+        self.scheduler.config.latest_wins = False
+        source.open()
+        self.expect = Expectation(video=source.has_video, audio=source.has_audio,
+                                  reason=_tracks_reason(source.has_video, source.has_audio))
+        try:
+            for item in source:
+                self.ingest(item)
+                while self.process_due():
+                    pass
+                if on_progress is not None:
+                    on_progress(item.stamp_ns)
+        finally:
+            source.close()
+        # The file is over: what was delivered is all there is.
+        self.expect = Expectation(video=False, audio=False, reason="end of file")
+        while self._drain_one():
+            pass
+        self._write_status([source])
+        if source.status.state is SourceState.FAILED:
+            raise RuntimeError(f"source {source.status.name} failed: {source.status.detail}")
+        return self.results
+
+    def _drain_one(self) -> bool:
+        window = self._pick_window()
+        if window is None:
+            return False
+        self._run_window(window)
+        return True
+
+    def run_live(self, sources: Sequence, stop: threading.Event | None = None,
+                 max_seconds: float | None = None) -> int:
+        """Capture threads feed the buffer; this thread runs the newest complete window each time."""
+        stop = stop or threading.Event()
+        self.clock = "monotonic" if all(s.clock == "monotonic" for s in sources) else "media"
+        self.scheduler.config.latest_wins = True
+        for source in sources:
+            source.open()
+        threads = [threading.Thread(target=self._capture, args=(s, stop), name=f"capture-{s.status.name}",
+                                    daemon=True) for s in sources]
+        for thread in threads:
+            thread.start()
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        next_status = time.monotonic()
+        try:
+            while not stop.is_set():
+                self._update_expectation(sources)
+                if not self.process_due():
+                    if not any(t.is_alive() for t in threads):
+                        self.expect = Expectation(video=False, audio=False, reason="all sources ended")
+                        while self.process_due():
+                            pass
+                        break
+                    with self._data:
+                        self._data.wait(timeout=0.05)
+                if time.monotonic() >= next_status:
+                    self._write_status(sources)
+                    next_status = time.monotonic() + self.config.status_interval_s
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+        finally:
+            stop.set()
+            for source in sources:
+                source.close()
+            for thread in threads:
+                thread.join(timeout=5.0)
+            self._write_status(sources)
+        return self.results
+
+    def _capture(self, source, stop: threading.Event) -> None:
+        for item in source:
+            if stop.is_set():
+                break
+            self.ingest(item)
+
+    def _update_expectation(self, sources: Sequence) -> None:
+        """Wait only for streams that are being delivered; say why one is not."""
+        video = audio = False
+        reasons = []
+        for source in sources:
+            alive = source.status.state in (SourceState.STARTING, SourceState.RUNNING)
+            if not alive:
+                reasons.append(f"{source.status.name} {source.status.state.value}: {source.status.detail}".rstrip(": "))
+            video |= alive and source.has_video
+            audio |= alive and source.has_audio
+        with self._lock:
+            v_until, a_until = self.buffer.video_until_ns, self.buffer.audio_until_ns
+            anchored = self.scheduler.first_end_ns
+        if audio and video and v_until is not None and anchored is not None:
+            # No audio yet counts as audio up to the first data of any stream.
+            audio_until = a_until if a_until is not None else anchored - self.scheduler.window_ns
+            if v_until - audio_until > seconds_to_ns(self.config.audio_stall_s):
+                audio = False
+                reasons.append("audio stalled")
+        self.expect = Expectation(video=video, audio=audio, reason="; ".join(reasons))
+
+
+def _tracks_reason(has_video: bool, has_audio: bool) -> str:
+    if has_video and has_audio:
+        return ""
+    return "file has no audio track" if has_video else "file has no video track"

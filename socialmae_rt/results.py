@@ -1,0 +1,84 @@
+"""Result and event records: one versioned JSON form shared by JSONL, ZeroMQ and ROS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from socialmae_rt.postprocess import LaughterEvent
+
+RESULT_SCHEMA = "socialmae_rt.result/1"
+EVENT_SCHEMA = "socialmae_rt.event/1"
+
+
+@dataclass
+class Latency:
+    preprocess_ms: float
+    inference_ms: float
+    total_ms: float  # publish time - window end (live clocks), or - window ready (offline files)
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "preprocess": round(self.preprocess_ms, 3),
+            "inference": round(self.inference_ms, 3),
+            "total": round(self.total_ms, 3),
+        }
+
+
+@dataclass
+class SocialPerception:
+    """One window's perception of one face (face_id None: the audio-only stream)."""
+
+    face_id: int | None
+    window_start_ns: int
+    window_end_ns: int
+    modality: str  # "audiovisual" | "audio" | "video"
+    emotion: dict[str, float] | None
+    laughter_probability: float | None
+    laughing: bool | None
+    personality: dict[str, float] | None
+    window_fill: float  # share of the 8 frame slots filled by real crops (1.0 for audio-only)
+    latency: Latency
+    stream: str = "default"
+    embedding: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def top_emotion(self) -> tuple[str, float] | None:
+        if not self.emotion:
+            return None
+        label = max(self.emotion, key=self.emotion.get)
+        return label, self.emotion[label]
+
+    def to_json(self, include_embedding: bool = False) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "schema": RESULT_SCHEMA,
+            "stream": self.stream,
+            "face_id": self.face_id,
+            "window_start_ns": self.window_start_ns,
+            "window_end_ns": self.window_end_ns,
+            "modality": self.modality,
+            "emotion": self.emotion,
+            "laughter": None
+            if self.laughter_probability is None
+            else {"probability": self.laughter_probability, "laughing": bool(self.laughing)},
+            "personality": self.personality,
+            "window_fill": self.window_fill,
+            "latency_ms": self.latency.to_json(),
+        }
+        if include_embedding and self.embedding is not None:
+            record["embedding"] = self.embedding
+        record.update(self.extra)
+        return record
+
+
+def event_to_json(event: LaughterEvent, stream: str = "default") -> dict[str, Any]:
+    return {
+        "schema": EVENT_SCHEMA,
+        "stream": stream,
+        "event": event.kind.value,
+        "face_id": event.face_id,
+        "time_ns": event.time_ns,
+        "window_end_ns": event.window_end_ns,
+        "probability": event.probability,
+    }

@@ -1,0 +1,96 @@
+"""Where results go. Every sink takes the same three calls; ROS and ZeroMQ sinks live in nodes/."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from socialmae_rt.messages import NS_PER_SECOND
+from socialmae_rt.postprocess import LaughterEvent
+from socialmae_rt.results import SocialPerception, event_to_json
+
+
+class Sink(Protocol):
+    def write_result(self, result: SocialPerception) -> None: ...
+
+    def write_event(self, event: LaughterEvent) -> None: ...
+
+    def write_status(self, status: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonlSink:
+    """One JSON object per line: results, events and (optionally) status records, flushed per line."""
+
+    def __init__(self, path: str | Path, stream: str = "default", include_embedding: bool = False,
+                 include_status: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO = self.path.open("w", encoding="utf-8")
+        self.stream = stream
+        self.include_embedding = include_embedding
+        self.include_status = include_status
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def write_result(self, result: SocialPerception) -> None:
+        self._write(result.to_json(self.include_embedding))
+
+    def write_event(self, event: LaughterEvent) -> None:
+        self._write(event_to_json(event, self.stream))
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        if self.include_status:
+            self._write({"schema": "socialmae_rt.status/1", **status})
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class ConsoleSink:
+    """A compact live line per window: time, face, modality, top emotion, laughter, latency."""
+
+    def __init__(self, out: TextIO = sys.stdout, origin_ns: int | None = None,
+                 duration_s: float | None = None) -> None:
+        self.out = out
+        self.origin_ns = origin_ns
+        self.duration_s = duration_s
+
+    def _clock(self, stamp_ns: int) -> str:
+        if self.origin_ns is None:
+            self.origin_ns = stamp_ns
+        seconds = (stamp_ns - self.origin_ns) / NS_PER_SECOND
+        if self.duration_s:
+            return f"{seconds:7.2f}s {min(100.0, 100.0 * seconds / self.duration_s):5.1f}%"
+        return f"{seconds:7.2f}s"
+
+    def write_result(self, r: SocialPerception) -> None:
+        face = "audio " if r.face_id is None else f"face {r.face_id:<2d}"
+        modality = {"audiovisual": "AV", "audio": "A ", "video": " V"}[r.modality]
+        top = r.top_emotion
+        emotion = f"{top[0]:<8s}{top[1]:.2f}" if top else "emotion  -  "
+        laugh = "laugh  -  " if r.laughter_probability is None else (
+            f"laugh {r.laughter_probability:.2f}{'*' if r.laughing else ' '}"
+        )
+        self.out.write(
+            f"[{self._clock(r.window_end_ns)}] {face} {modality} {emotion}  {laugh}  "
+            f"fill {r.window_fill:.2f}  {r.latency.total_ms:6.0f} ms\n"
+        )
+        self.out.flush()
+
+    def write_event(self, event: LaughterEvent) -> None:
+        who = "audio" if event.face_id is None else f"face {event.face_id}"
+        self.out.write(f"[{self._clock(event.time_ns)}] {who}: {event.kind.value.replace('_', ' ')}\n")
+        self.out.flush()
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        self.out.flush()
