@@ -55,7 +55,55 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_info)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info]
+def _run(args: argparse.Namespace) -> int:
+    """Stream a camera (+ microphone) or a media file through the model; print and/or write JSONL."""
+    import logging
+
+    from socialmae_rt.messages import SourceError
+    from socialmae_rt.runner import RunOptions, run
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = RunOptions(**{k: v for k, v in vars(args).items() if k not in ("command", "handler")})
+    try:
+        run(options)
+    except SourceError as err:
+        print(f"socialmae-rt run: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from socialmae_rt.runner import RunOptions
+
+    d = RunOptions()
+    p = sub.add_parser(
+        "run",
+        help="live perception from a camera + microphone, or from a media file",
+        description="Stream a camera (+ microphone) or a media file through Social-MAE and print one line per "
+        "window and face; --output writes the JSON records.",
+    )
+    p.add_argument("--source", default=d.source, help="camera index, /dev/videoN, stream URL, or a media file "
+                   f"(mp4/mkv/avi/webm/flv) (default: {d.source})")
+    p.add_argument("--mic", default=d.mic, help="microphone index or name substring for a camera source; "
+                   "'none' for no audio (default: the default input). A file brings its own audio.")
+    p.add_argument("--weights", default=d.weights, help="released .pth or our .safetensors; without it the "
+                   "model has RANDOM weights and outputs are meaningless")
+    p.add_argument("--model", default=d.model, choices=["base", "small", "tiny"],
+                   help=f"model size when the weights do not say (default: {d.model})")
+    p.add_argument("--backend", default=d.backend, help=f"inference backend (default: {d.backend})")
+    p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows, 0.25..4 (default: {d.hop})")
+    p.add_argument("--output", default=d.output, help="write result and event records to this JSONL file")
+    p.add_argument("--realtime", action="store_true", help="pace a file at real time, like a live stream")
+    p.add_argument("--max-faces", type=int, default=d.max_faces, help=f"faces tracked at once (default: {d.max_faces})")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (default: library default)")
+    p.add_argument("--duration", type=float, default=d.duration, help="stop a live run after this many seconds")
+    p.add_argument("--quiet", action="store_true", help="no per-window line")
+    p.add_argument("--embedding", action="store_true", help="include the pooled embedding in records")
+    p.add_argument("--status", action="store_true", help="also write status records (1 Hz) into the JSONL")
+    p.set_defaults(handler=_run)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info, _add_run]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 class FaceTrackerLike(Protocol):
     def update(self, frame: VideoFrame) -> list[FaceCrop]: ...
 
+    def drain_lost(self) -> list[int]: ...
+
     def reset(self) -> None: ...
 
 
@@ -106,8 +108,11 @@ class Pipeline:
     def ingest(self, item: VideoFrame | AudioChunk) -> None:
         if isinstance(item, VideoFrame):
             crops = self.tracker.update(item) if self.tracker is not None else []
+            lost = self.tracker.drain_lost() if self.tracker is not None else []
             with self._data:
                 self.scheduler.anchor(item.stamp_ns)
+                for face_id in lost:  # the tracker gave up on it: stop reporting that face
+                    self.buffer.drop_face(face_id)
                 for crop in crops:
                     self.buffer.add_crop(crop)
                 self.buffer.mark_video(item.stamp_ns)
@@ -244,7 +249,8 @@ class Pipeline:
                 self.tracker.reset()
 
     # Runners -------------------------------------------------------------------------------------
-    def run_offline(self, source, on_progress: Callable[[int], None] | None = None) -> int:
+    def run_offline(self, source, stop: threading.Event | None = None,
+                    on_progress: Callable[[int], None] | None = None) -> int:
         """Every window of a media file, in order, as fast as the backend goes. Returns records."""
         self.scheduler.config.latest_wins = False
         source.open()
@@ -252,6 +258,8 @@ class Pipeline:
                                   reason=_tracks_reason(source.has_video, source.has_audio))
         try:
             for item in source:
+                if stop is not None and stop.is_set():
+                    break
                 self.ingest(item)
                 while self.process_due():
                     pass

@@ -33,8 +33,13 @@ def test_wheel_holds_only_the_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert top_level == {"socialmae_rt"}
-    for sub in ("engines", "nodes", "training", "model", "features"):
-        assert f"socialmae_rt/{sub}/__init__.py" in names
+    # Every package in the tree is in the wheel, under the namespace (catches a missed `packages` entry).
+    mapped = {"socialmae_rt": "socialmae_rt", "engines": "socialmae_rt/engines", "nodes": "socialmae_rt/nodes",
+              "training": "socialmae_rt/training"}
+    for folder, target in mapped.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.relative_to(ROOT / folder).as_posix()
+            assert f"{target}/{relative}" in names, f"{folder}/{relative} is missing from the wheel"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "socialmae-rt = socialmae_rt.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -1,0 +1,156 @@
+"""Build a pipeline from RunOptions (the `socialmae-rt run` flags) and run it.
+
+RunOptions is the one source of defaults for the command line and, later, the ROS node's
+parameters: a user who knows one knows the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
+from socialmae_rt.pipeline import Pipeline, PipelineConfig
+from socialmae_rt.postprocess import PostprocessConfig
+from socialmae_rt.sinks import ConsoleSink, JsonlSink
+
+log = logging.getLogger(__name__)
+
+NO_MIC = ("none", "off", "")
+# Heads a model built without weights gets, so every output of the pipeline is exercised.
+DEFAULT_EXTRA_HEADS = {"laughter": 1, "personality": 5}
+
+
+@dataclass
+class RunOptions:
+    source: str = "0"  # camera index, /dev/video*, URL, or a media file
+    mic: str | None = "default"  # microphone index or name substring; "none" = no microphone
+    weights: str | None = None  # released .pth or our .safetensors; None = random (warned)
+    model: str = "base"  # size when weights do not say: base | small | tiny
+    backend: str = "torch"
+    hop: float = 0.5
+    output: str | None = None  # JSONL file
+    realtime: bool = False  # pace a file at real time, like a live stream
+    max_faces: int = 4
+    threads: int | None = None  # torch intra-op threads (None: library default)
+    duration: float | None = None  # stop after this many seconds (live)
+    quiet: bool = False  # no per-window line
+    embedding: bool = False  # include the pooled embedding in records
+    status: bool = False  # write status records into the JSONL too
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_VARIANTS:
+            raise ValueError(f"model must be one of {sorted(MODEL_VARIANTS)}, got {self.model!r}")
+        if self.max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
+
+    @property
+    def mic_enabled(self) -> bool:
+        return self.mic is not None and self.mic.lower() not in NO_MIC
+
+
+def is_camera(source: str) -> bool:
+    return source.isdigit() or source.startswith("/dev/video") or "://" in source
+
+
+def mic_device(mic: str) -> int | str | None:
+    if mic == "default":
+        return None
+    return int(mic) if mic.isdigit() else mic
+
+
+def build_sources(options: RunOptions) -> list:
+    if is_camera(options.source):
+        from socialmae_rt.capture.camera import CameraConfig, CameraSource
+
+        device = int(options.source) if options.source.isdigit() else options.source
+        sources = [CameraSource(CameraConfig(device=device))]
+        if options.mic_enabled:
+            from socialmae_rt.capture.microphone import MicConfig, MicSource
+
+            sources.append(MicSource(MicConfig(device=mic_device(options.mic))))
+        return sources
+    path = Path(options.source)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--source {options.source!r} is neither a camera (index, /dev/video*, URL) nor an existing file"
+        )
+    from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
+
+    return [MediaFileSource(MediaFileConfig(path=str(path), realtime=options.realtime))]
+
+
+def model_config_for(options: RunOptions) -> SocialMAEConfig | None:
+    """Size for a released .pth (emotion head only) or random weights (all heads); ours carry their own."""
+    if options.weights is None:
+        return SocialMAEConfig.variant(options.model, extra_heads=DEFAULT_EXTRA_HEADS)
+    if options.weights.endswith((".pth", ".pt")):
+        return SocialMAEConfig.variant(options.model)
+    return None
+
+
+def build_pipeline(options: RunOptions, sinks: list) -> Pipeline:
+    from socialmae_rt.engines import create_backend
+    from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
+
+    backend_options: dict[str, Any] = {} if options.threads is None else {"num_threads": options.threads}
+    backend = create_backend(options.backend, options.weights, model_config_for(options), **backend_options)
+    detector = FaceDetector(FaceDetectorConfig(max_faces=options.max_faces))
+    tracker = FaceTracker(detector, TrackerConfig(max_tracks=options.max_faces))
+    config = PipelineConfig(hop_s=options.hop, include_embedding=options.embedding, postprocess=options.postprocess)
+    config.buffer.max_faces = options.max_faces
+    return Pipeline(backend, tracker, sinks, config)
+
+
+def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Run to the end of the source (or `duration`, or Ctrl-C); returns the final status."""
+    sources = build_sources(options)
+    offline = len(sources) == 1 and not options.realtime and not is_camera(options.source)
+    sinks: list = []
+    if not options.quiet:
+        # Offline files are stamped from 0; live stamps are monotonic, so the line counts from the first.
+        duration = getattr(sources[0], "duration_s", None)
+        sinks.append(ConsoleSink(out, origin_ns=0 if offline else None, duration_s=duration))
+    if options.output:
+        sinks.append(JsonlSink(options.output, include_embedding=options.embedding, include_status=options.status))
+    pipeline = build_pipeline(options, sinks)
+    info = pipeline.backend.info
+    out.write(
+        f"socialmae-rt: {info.name} ({info.precision}, {info.device}), weights {info.weights}, "
+        f"hop {options.hop} s, source {options.source}{' (real time)' if options.realtime else ''}\n"
+    )
+    stop = threading.Event()
+    # Ctrl-C stops a live run cleanly (sources closed, sinks flushed); signals only reach the main thread.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if in_main else None
+    try:
+        if offline:
+            pipeline.run_offline(sources[0], stop)
+        else:
+            pipeline.run_live(sources, stop, max_seconds=options.duration)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        for sink in sinks:
+            sink.close()
+    status = pipeline.status(sources)
+    out.write(summary_line(status, options.output))
+    return status
+
+
+def summary_line(status: dict[str, Any], output: str | None) -> str:
+    p50, p95 = status["latency_ms_p50"], status["latency_ms_p95"]
+    latency = "n/a" if p50 is None else f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+    where = f"; records in {output}" if output else ""
+    return (
+        f"done: {status['windows']} windows, {status['results']} records, {status['skipped_windows']} skipped, "
+        f"latency {latency}; last: {status['last']}{where}\n"
+    )
