@@ -7,6 +7,7 @@ PACKAGES=(
   ffmpeg            # media tools beside PyAV's bundled libraries
   libgl1            # OpenCV / MediaPipe load libGL
   libglib2.0-0      # OpenCV's GUI module
+  espeak-ng         # speech for the sample clip (socialmae_rt.sample_media)
 )
 
 missing=()

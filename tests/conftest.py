@@ -1,0 +1,219 @@
+"""Shared fixtures: small real media files written with PyAV (no mocks).
+
+Test modules cannot import each other (pytest --import-mode=importlib), so helpers they share
+live here as fixtures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import av
+import av.codec.codec
+import numpy as np
+import pytest
+
+# ---------------------------------------------------------------------------------------------
+# Media clips (capture tests)
+# ---------------------------------------------------------------------------------------------
+
+CLIP_WIDTH, CLIP_HEIGHT = 160, 120
+TONE_HZ = 440.0
+TONE_AMPLITUDE = 0.5
+NUMBER_PATCH = 16  # top-left square whose grey level encodes the frame number
+NUMBER_STEP = 8  # grey levels per frame: survives lossy coding, 32 distinct frames
+
+
+@dataclass(frozen=True)
+class WrittenClip:
+    """A clip the fixture wrote, with what it put in it."""
+
+    path: Path
+    seconds: float
+    fps: int | None  # None: no video track
+    num_frames: int
+    size: tuple[int, int]  # (width, height) of the frames
+    audio_rate: int | None  # None: no audio track
+    audio_channels: int
+    num_audio_samples: int
+    video_codec: str | None
+    audio_codec: str | None
+
+    @property
+    def has_video(self) -> bool:
+        return self.fps is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_rate is not None
+
+    @staticmethod
+    def frame_number(bgr: np.ndarray) -> int:
+        """The frame number a decoded frame carries in its top-left patch."""
+        level = float(bgr[2 : NUMBER_PATCH - 2, 2 : NUMBER_PATCH - 2].mean())
+        return int(round(level / NUMBER_STEP))
+
+
+# container suffix -> (video encoder, audio encoder, audio rate): the codecs each container takes.
+CONTAINER_CODECS = {
+    ".mp4": ("libx264", "aac", 44100),
+    ".mkv": ("libx264", "libopus", 48000),
+    ".webm": ("libvpx", "libopus", 48000),
+    ".flv": ("flv", "libmp3lame", 44100),  # CREMA-D's container: Sorenson H.263 + MP3
+    ".avi": ("mpeg4", "pcm_s16le", 44100),
+    ".wav": (None, "pcm_s16le", 44100),
+}
+
+
+def encoder_available(name: str) -> bool:
+    try:
+        av.Codec(name, "w")
+        return True
+    except av.codec.codec.UnknownCodecError:
+        return False
+
+
+def numbered_frame(index: int, num_frames: int, width: int, height: int) -> np.ndarray:
+    """BGR [H, W, 3]: dark, frame number in the top-left grey level, a bright square moving right."""
+    frame = np.zeros((height, width, 3), dtype=np.uint8)
+    frame[:NUMBER_PATCH, :NUMBER_PATCH] = (index * NUMBER_STEP) % 256
+    x = NUMBER_PATCH + (width - 2 * NUMBER_PATCH - 24) * index // max(num_frames - 1, 1)
+    frame[height // 2 - 12 : height // 2 + 12, x : x + 24] = 255
+    return frame
+
+
+def tone(num_samples: int, rate: int) -> np.ndarray:
+    t = np.arange(num_samples) / rate
+    return (TONE_AMPLITUDE * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
+
+
+def as_audio_format(block: np.ndarray, format_name: str) -> np.ndarray:
+    """Float [channels, N] -> the array PyAV wants for `format_name` (planar or packed, int or float)."""
+    if format_name.startswith("s16"):
+        block = np.round(block * 32767).astype(np.int16)
+    elif format_name.startswith("s32"):
+        block = np.round(block * 2147483647.0).astype(np.int32)
+    if not format_name.endswith("p"):
+        block = block.T.reshape(1, -1)  # [channels, N] -> packed [1, N * channels]
+    return np.ascontiguousarray(block)
+
+
+def add_video_stream(container, codec: str, fps: int, size: tuple[int, int], pix_fmt: str):
+    stream = container.add_stream(codec, rate=fps)
+    stream.width, stream.height = size
+    stream.pix_fmt = pix_fmt
+    stream.bit_rate = 1_000_000  # generous for 160x120: the frame-number patch must survive coding
+    return stream
+
+
+def write_video(container, stream, num_frames: int, corrupt_frames: frozenset[int]) -> None:
+    for index in range(num_frames):
+        frame = av.VideoFrame.from_ndarray(numbered_frame(index, num_frames, stream.width, stream.height), format="bgr24")
+        frame.pts = index
+        packets = stream.encode(frame)
+        if index in corrupt_frames:
+            packets = [garbage_like(packet, stream, seed=index) for packet in packets]
+        container.mux(packets)
+    container.mux(stream.encode())
+
+
+def garbage_like(packet: av.Packet, stream, seed: int) -> av.Packet:
+    """A packet with the same timing whose payload is random bytes: a corrupt frame mid-file."""
+    payload = np.random.default_rng(seed).integers(0, 256, max(packet.size, 64), dtype=np.uint8).tobytes()
+    bad = av.Packet(payload)
+    bad.pts, bad.dts, bad.time_base, bad.stream = packet.pts, packet.dts, packet.time_base, stream
+    return bad
+
+
+def add_audio_stream(container, codec: str, rate: int, channels: int):
+    return container.add_stream(codec, rate=rate, layout="stereo" if channels == 2 else "mono")
+
+
+def write_audio(container, stream, num_samples: int) -> None:
+    rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
+    frame_size = stream.codec_context.frame_size or 1024
+    format_name = stream.codec_context.format.name
+    samples = np.tile(tone(num_samples, rate), (channels, 1))  # [N] -> [channels, N]
+    for start in range(0, num_samples, frame_size):
+        block = as_audio_format(samples[:, start : start + frame_size], format_name)
+        frame = av.AudioFrame.from_ndarray(block, format=format_name, layout=stream.layout.name)
+        frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+
+
+@pytest.fixture
+def write_clip(tmp_path) -> Callable[..., WrittenClip]:
+    """Factory: write_clip(name, seconds=3, fps=10, video=True, audio=True, ...) -> WrittenClip.
+
+    The container (and its codecs) follows the name's suffix (CONTAINER_CODECS) unless
+    `video_codec` is given. Video: numbered frames, 160x120 unless `size` = (width, height).
+    Audio: a 440 Hz tone, stereo at the container's usual rate (44.1 kHz for mp4/flv/avi/wav,
+    48 kHz for Opus in mkv/webm). `corrupt_frames` replaces those frames'
+    packets with random bytes. Skips the test when PyAV's ffmpeg lacks an encoder it needs.
+    """
+
+    def write(
+        name: str = "clip.mp4",
+        seconds: float = 3.0,
+        fps: int = 10,
+        video: bool = True,
+        audio: bool = True,
+        channels: int = 2,
+        corrupt_frames: tuple[int, ...] = (),
+        video_codec: str | None = None,
+        size: tuple[int, int] = (CLIP_WIDTH, CLIP_HEIGHT),
+        pix_fmt: str = "yuv420p",
+    ) -> WrittenClip:
+        path = tmp_path / name
+        default_video, audio_codec, audio_rate = CONTAINER_CODECS[path.suffix]
+        video_codec = video_codec or default_video
+        video = video and video_codec is not None
+        for needed in [c for c, used in ((video_codec, video), (audio_codec, audio)) if used]:
+            if not encoder_available(needed):
+                pytest.skip(f"PyAV's bundled ffmpeg has no {needed} encoder for {path.suffix}")
+        num_frames = int(round(seconds * fps)) if video else 0
+        num_samples = int(round(seconds * audio_rate)) if audio else 0
+        with av.open(str(path), mode="w") as container:
+            # Every stream must exist before the first packet is muxed (the header is written then).
+            video_stream = add_video_stream(container, video_codec, fps, size, pix_fmt) if video else None
+            audio_stream = add_audio_stream(container, audio_codec, audio_rate, channels) if audio else None
+            if video_stream is not None:
+                write_video(container, video_stream, num_frames, frozenset(corrupt_frames))
+            if audio_stream is not None:
+                write_audio(container, audio_stream, num_samples)
+        return WrittenClip(
+            path=path,
+            seconds=seconds,
+            fps=fps if video else None,
+            num_frames=num_frames,
+            size=size,
+            audio_rate=audio_rate if audio else None,
+            audio_channels=channels if audio else 0,
+            num_audio_samples=num_samples,
+            video_codec=video_codec if video else None,
+            audio_codec=audio_codec if audio else None,
+        )
+
+    return write
+
+
+@pytest.fixture
+def truncated_clip(write_clip) -> Path:
+    """An mp4 cut off halfway: its index (moov atom, written last) is missing."""
+    clip = write_clip("whole.mp4")
+    data = clip.path.read_bytes()
+    truncated = clip.path.with_name("truncated.mp4")
+    truncated.write_bytes(data[: len(data) // 2])
+    return truncated
+
+
+@pytest.fixture
+def not_media_file(tmp_path) -> Path:
+    """A text file with a media name: what a mislabelled download looks like."""
+    path = tmp_path / "notes.mp4"
+    path.write_text("these are meeting notes, not a video\n" * 50)
+    return path
