@@ -88,6 +88,23 @@ def build_sources(options: RunOptions) -> list:
     return [MediaFileSource(MediaFileConfig(path=str(path), realtime=options.realtime))]
 
 
+def open_sources(sources: list) -> list:
+    """Open each source; one that fails is left out with a warning, unless none is left."""
+    from socialmae_rt.messages import SourceError
+
+    opened, failures = [], []
+    for source in sources:
+        try:
+            source.open()
+            opened.append(source)
+        except SourceError as err:
+            failures.append(str(err))
+            log.warning("%s; continuing without it", err)
+    if not opened:
+        raise SourceError("no source could be opened: " + "; ".join(failures))
+    return opened
+
+
 def model_config_for(options: RunOptions) -> SocialMAEConfig | None:
     """Size for a released .pth (emotion head only) or random weights (all heads); ours carry their own."""
     if options.weights is None:
@@ -112,7 +129,7 @@ def build_pipeline(options: RunOptions, sinks: list) -> Pipeline:
 
 def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Run to the end of the source (or `duration`, or Ctrl-C); returns the final status."""
-    sources = build_sources(options)
+    sources = open_sources(build_sources(options))
     offline = len(sources) == 1 and not options.realtime and not is_camera(options.source)
     sinks: list = []
     if not options.quiet:

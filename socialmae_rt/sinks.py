@@ -63,14 +63,14 @@ class ConsoleSink:
         self.duration_s = duration_s
 
     def _clock(self, stamp_ns: int) -> str:
-        if self.origin_ns is None:
-            self.origin_ns = stamp_ns
         seconds = (stamp_ns - self.origin_ns) / NS_PER_SECOND
         if self.duration_s:
             return f"{seconds:7.2f}s {min(100.0, 100.0 * seconds / self.duration_s):5.1f}%"
         return f"{seconds:7.2f}s"
 
     def write_result(self, r: SocialPerception) -> None:
+        if self.origin_ns is None:  # live stamps are monotonic: count from the first window's start
+            self.origin_ns = r.window_start_ns
         face = "audio " if r.face_id is None else f"face {r.face_id:<2d}"
         modality = {"audiovisual": "AV", "audio": "A ", "video": " V"}[r.modality]
         top = r.top_emotion
@@ -85,6 +85,8 @@ class ConsoleSink:
         self.out.flush()
 
     def write_event(self, event: LaughterEvent) -> None:
+        if self.origin_ns is None:
+            self.origin_ns = event.window_end_ns
         who = "audio" if event.face_id is None else f"face {event.face_id}"
         self.out.write(f"[{self._clock(event.time_ns)}] {who}: {event.kind.value.replace('_', ' ')}\n")
         self.out.flush()

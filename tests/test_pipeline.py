@@ -1,0 +1,224 @@
+"""The streaming pipeline end to end on real parts: PyAV-written clips with a real face photo,
+MediaPipe detection and tracking, a tiny torch model, JSONL on disk. The only double is a
+deliberately slow backend (timing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from matplotlib import cbook
+
+from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
+from socialmae_rt.engines import create_backend
+from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
+from socialmae_rt.messages import NS_PER_SECOND, seconds_to_ns
+from socialmae_rt.model import SocialMAEConfig
+from socialmae_rt.pipeline import Pipeline, PipelineConfig
+from socialmae_rt.results import RESULT_SCHEMA
+from socialmae_rt.sinks import JsonlSink
+
+TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1, "personality": 5})
+FPS = 10
+RATE = 16000
+RESULT_KEYS = {"schema", "face_id", "window_start_ns", "window_end_ns", "modality", "emotion", "laughter",
+               "personality", "window_fill", "latency_ms"}
+
+
+@pytest.fixture(scope="module")
+def face_photo() -> np.ndarray:
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        rgb = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
+    return cv2.resize(rgb, (110, 128), interpolation=cv2.INTER_AREA)  # BGR, head and shoulders
+
+
+def write_clip(path: Path, seconds: float, faces_at, audio_seconds: float | None, photo, width=320) -> Path:
+    """`faces_at(t)` -> number of faces (0, 1, 2) on screen at t; audio is a 440 Hz tone."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=FPS)
+        video.width, video.height, video.pix_fmt = width, 240, "yuv420p"
+        audio = None
+        if audio_seconds:
+            audio = container.add_stream("aac", rate=RATE)
+            audio.layout = "mono"
+        for i in range(int(seconds * FPS)):
+            t = i / FPS
+            canvas = np.full((240, width, 3), 90, np.uint8)
+            for k in range(faces_at(t)):
+                x = 20 + 170 * k + int(10 * np.sin(t))  # a little motion
+                canvas[60:188, x : x + 110] = photo
+            frame = av.VideoFrame.from_ndarray(canvas, format="bgr24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if audio is not None:
+            n = int(audio_seconds * RATE)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / RATE)).astype(np.float32)
+            for start in range(0, n, 1024):
+                block = tone[start : start + 1024][None]  # [1, N] planar mono
+                frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+                frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
+                for packet in audio.encode(frame):
+                    container.mux(packet)
+            for packet in audio.encode():
+                container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def detector():
+    d = FaceDetector(FaceDetectorConfig())
+    yield d
+    d.close()
+
+
+def make_pipeline(detector, sinks=(), backend=None, **config):
+    backend = backend or create_backend("torch", None, TINY)
+    return Pipeline(backend, FaceTracker(detector, TrackerConfig()), list(sinks), PipelineConfig(**config))
+
+
+class CollectSink(list):
+    """Keeps result records in memory (a real sink: the pipeline calls it like any other)."""
+
+    def write_result(self, result) -> None:
+        self.append(result)
+
+    def write_event(self, event) -> None:
+        pass
+
+    def write_status(self, status) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_offline_file_gives_every_window_and_switches_to_audio_when_the_face_leaves(tmp_path, detector, face_photo):
+    clip = write_clip(tmp_path / "leave.mp4", 8.0, lambda t: 1 if t < 5.0 else 0, 8.0, face_photo)
+    sink = JsonlSink(tmp_path / "r.jsonl")
+    pipeline = make_pipeline(detector, [sink])
+    pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+    sink.close()
+    records = read_jsonl(tmp_path / "r.jsonl")
+    results = [r for r in records if r["schema"] == RESULT_SCHEMA]
+    assert all(RESULT_KEYS <= r.keys() for r in results)
+    ends = [r["window_end_ns"] for r in results]
+    # Every 0.5 s from 4.0 s to the end of the data, once each, 4 s long.
+    assert ends == [seconds_to_ns(4.0 + 0.5 * i) for i in range(len(ends))] and len(ends) >= 8
+    assert all(r["window_end_ns"] - r["window_start_ns"] == 4 * NS_PER_SECOND for r in results)
+    modalities = [r["modality"] for r in results]
+    switch = modalities.index("audio")
+    assert set(modalities[:switch]) == {"audiovisual"} and set(modalities[switch:]) == {"audio"}
+    assert 5.0 <= ends[switch] / NS_PER_SECOND <= 6.5  # the tracker lets go 1 s after the face left
+    assert {r["face_id"] for r in results[:switch]} == {1} and {r["face_id"] for r in results[switch:]} == {None}
+    for r in results:
+        assert abs(sum(r["emotion"].values()) - 1.0) < 1e-5
+        assert 0.0 <= r["laughter"]["probability"] <= 1.0 and isinstance(r["laughter"]["laughing"], bool)
+        assert set(r["personality"]) == {"openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"}
+
+
+def test_video_only_after_the_audio_track_ends(tmp_path, detector, face_photo):
+    clip = write_clip(tmp_path / "mute.mp4", 7.5, lambda t: 1, audio_seconds=5.0, photo=face_photo)
+    records = CollectSink()
+    pipeline = make_pipeline(detector, [records])
+    pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+    by_end = {r.window_end_ns / NS_PER_SECOND: r.modality for r in records}
+    assert by_end[4.0] == by_end[4.5] == by_end[5.0] == "audiovisual"
+    assert [m for t, m in by_end.items() if t > 5.0] and all(m == "video" for t, m in by_end.items() if t > 5.0)
+    assert all(r.face_id == 1 for r in records)
+
+
+def test_two_faces_share_one_batched_pass_with_stable_ids(tmp_path, detector, face_photo):
+    clip = write_clip(tmp_path / "two.mp4", 6.0, lambda t: 2, 6.0, face_photo, width=330)
+    records = CollectSink()
+    pipeline = make_pipeline(detector, [records])
+    pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+    windows: dict[int, list] = {}
+    for r in records:
+        windows.setdefault(r.window_end_ns, []).append(r)
+    assert len(windows) >= 4
+    for group in windows.values():
+        assert sorted(r.face_id for r in group) == [1, 2]
+        # One encoder pass per window: both faces carry the same measured inference time.
+        assert group[0].latency.inference_ms == group[1].latency.inference_ms
+        assert group[0].modality == "audiovisual"
+    assert records[0].emotion != records[1].emotion  # different faces, different inputs
+
+
+def test_no_face_and_no_audio_gives_no_record_and_says_why(tmp_path, detector, face_photo):
+    clip = write_clip(tmp_path / "empty.mp4", 5.0, lambda t: 0, None, face_photo)
+    pipeline = make_pipeline(detector)
+    assert pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip)))) == 0
+    assert pipeline.scheduler.windows >= 2
+    assert "no face and no audio" in pipeline.last_reason and "no audio track" in pipeline.last_reason
+
+
+class SlowBackend:
+    """Timing double: the real tiny backend, made slower than the hop."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.inner = create_backend("torch", None, TINY)
+        self.info, self.model_config, self.preprocess = self.inner.info, self.inner.model_config, self.inner.preprocess
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def infer(self, audio=None, video=None):
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return self.inner.infer(audio, video)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_live_run_skips_to_the_newest_window_when_inference_is_slow(tmp_path, detector, face_photo):
+    clip = write_clip(tmp_path / "live.mp4", 8.0, lambda t: 1, 8.0, face_photo)
+    backend = SlowBackend(delay_s=1.2)
+    records = CollectSink()
+    pipeline = make_pipeline(detector, [records], backend=backend)
+    source = MediaFileSource(MediaFileConfig(str(clip), realtime=True))
+    started = time.monotonic()
+    pipeline.run_live([source])
+    elapsed = time.monotonic() - started
+    ends = [r.window_end_ns for r in records]
+    gaps = np.diff(ends) / NS_PER_SECOND
+    # 9 windows were due (4.0 ... 8.0 s); at 1.2 s each only some run, always the newest.
+    assert pipeline.scheduler.skipped >= 3
+    assert pipeline.scheduler.windows + pipeline.scheduler.skipped <= 9
+    assert backend.calls == pipeline.scheduler.windows == len(records)
+    assert all(g >= 0.5 for g in gaps) and max(gaps) >= 1.0
+    # No backlog: the run ends about one inference after the stream, not after every due window.
+    assert elapsed < 8.0 + 2 * 1.2 + 3.0
+    assert pipeline.clock == "monotonic"
+    assert all(r.latency.total_ms >= r.latency.inference_ms for r in records)
+
+
+def test_cli_run_writes_well_formed_jsonl(tmp_path, face_photo):
+    clip = write_clip(tmp_path / "cli.mkv", 6.0, lambda t: 1, 6.0, face_photo)
+    out = tmp_path / "out" / "r.jsonl"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("socialmae-rt")), "run", "--source", str(clip), "--model", "tiny",
+         "--output", str(out), "--hop", "1.0"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RANDOM weights" in result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 3 and "face 1" in lines[0] and " AV " in lines[0]
+    assert "done: 3 windows, 3 records, 0 skipped" in result.stdout
+    records = read_jsonl(out)
+    assert [r["window_end_ns"] for r in records] == [seconds_to_ns(s) for s in (4.0, 5.0, 6.0)]
