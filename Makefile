@@ -1,4 +1,4 @@
-# socialmae_rt: make setup | demo | test | info
+# socialmae_rt: make setup | demo | test | bench | info
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
@@ -20,11 +20,19 @@ $(STAMP): pyproject.toml constraints.txt setup.py scripts/install_system_deps.sh
 test: setup
 	$(VPY) -m pytest
 
-# The main job (live streaming perception) arrives with the streaming pipeline; until then this
-# shows the model sizes the node will run.
-demo: setup
-	$(VENV)/bin/socialmae-rt info
-	@echo "note: the live perception job ('socialmae-rt run') is not built yet; see README."
+SAMPLE := outputs/sample.mp4
+DEMO_ARGS ?=
+
+$(SAMPLE): | setup
+	$(VPY) -m socialmae_rt.sample_media $(SAMPLE)
+
+# The main job: live perception on the bundled-parts sample clip, paced in real time.
+# Add flags with DEMO_ARGS, e.g. make demo DEMO_ARGS="--weights ft.pth" or "--model small".
+demo: setup $(SAMPLE)
+	$(VENV)/bin/socialmae-rt run --source $(SAMPLE) --realtime --output outputs/demo.jsonl $(DEMO_ARGS)
+
+bench: setup $(SAMPLE)
+	$(VENV)/bin/socialmae-rt bench-pipeline --source $(SAMPLE)
 
 info: setup
 	$(VENV)/bin/socialmae-rt info

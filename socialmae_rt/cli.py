@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from socialmae_rt import __version__
@@ -103,7 +104,27 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info, _add_run]
+def _bench_pipeline(args: argparse.Namespace) -> int:
+    from socialmae_rt.bench_pipeline import run_bench
+
+    if not Path(args.source).is_file():
+        raise FileNotFoundError(f"--source {args.source}: no such file (make one with: python -m socialmae_rt.sample_media OUT.mp4)")
+    run_bench(args.source, args.models, args.soak_minutes, args.json)
+    return 0
+
+
+def _add_bench_pipeline(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench-pipeline", help="measure the streaming pipeline around the model (tables + JSON)")
+    p.add_argument("--source", required=True, help="a 640x480 media file with a face and speech (e.g. the sample clip)")
+    p.add_argument("--models", nargs="+", default=["tiny", "base"], choices=["base", "small", "tiny"],
+                   help="model sizes for the overhead measurement (default: tiny base)")
+    p.add_argument("--soak-minutes", type=float, default=0.0,
+                   help="also run the file looped in real time this long with the first model, reporting RSS (default: 0 = skip)")
+    p.add_argument("--json", default="outputs/bench_pipeline.json", help="where to write the JSON")
+    p.set_defaults(handler=_bench_pipeline)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info, _add_run, _add_bench_pipeline]
 
 
 def build_parser() -> argparse.ArgumentParser:

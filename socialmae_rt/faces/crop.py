@@ -75,8 +75,10 @@ def _resample_square(frame_bgr: np.ndarray, x0: int, y0: int, side: int, size: i
     out_x0, out_x1 = _output_span(inside_x0 - x0, inside_x1 - x0, factor, size)
     out_y0, out_y1 = _output_span(inside_y0 - y0, inside_y1 - y0, factor, size)
     inside = frame_bgr[inside_y0:inside_y1, inside_x0:inside_x1]
-    # INTER_AREA averages when shrinking (no aliasing); INTER_CUBIC is sharper when enlarging.
-    interpolation = cv2.INTER_AREA if factor < 1.0 else cv2.INTER_CUBIC
+    # Bicubic without antialiasing in both directions: the reference resized frames with
+    # torchvision's bicubic (antialias off), and OpenCV's INTER_CUBIC is the same kernel
+    # (a = -0.75, half-pixel centres). The released weights never saw area-averaged images.
+    interpolation = cv2.INTER_CUBIC
     out[out_y0:out_y1, out_x0:out_x1] = cv2.resize(
         inside, (out_x1 - out_x0, out_y1 - out_y0), interpolation=interpolation
     )

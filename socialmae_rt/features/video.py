@@ -70,12 +70,17 @@ def validate_frame(frame: np.ndarray, index: int) -> None:
 def resize_frames(frames: list[np.ndarray], image_size: int) -> torch.Tensor:
     """Bicubic resize to image_size x image_size; one batched call per distinct input size."""
     resized = [None] * len(frames)
-    for indices in group_by_shape(frames).values():
+    for shape, indices in group_by_shape(frames).items():
         batch = torch.from_numpy(np.stack([frames[i] for i in indices]))  # [B, H, W, 3] uint8
         batch = batch.permute(0, 3, 1, 2).to(torch.float32) / 255.0  # [B, 3, H, W] in [0, 1]
-        out = F.interpolate(
-            batch, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=False
-        )  # [B, 3, S, S]; not clamped, as torchvision leaves float tensors
+        if shape[:2] == (image_size, image_size):
+            # Bicubic at scale 1 samples every pixel at its own centre (weights 0, 1, 0, 0): an
+            # exact identity, so face crops already cut at the model size skip the work.
+            out = batch
+        else:
+            out = F.interpolate(
+                batch, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=False
+            )  # [B, 3, S, S]; not clamped, as torchvision leaves float tensors
         for position, i in enumerate(indices):
             resized[i] = out[position]
     return torch.stack(resized)  # [num_given, 3, S, S]

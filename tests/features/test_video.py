@@ -133,3 +133,19 @@ def test_stacked_array_input_equals_list():
 def test_bad_frames_are_refused(frames, error, message):
     with pytest.raises(error, match=message):
         frames_to_model_input(frames)
+
+
+def test_frames_already_at_model_size_match_the_bicubic_path_exactly():
+    """The identity shortcut for 224 x 224 crops gives what torch's bicubic gives at scale 1."""
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(3)]
+    ours = frames_to_model_input(frames)
+    batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
+    direct = F.interpolate(batch, size=(224, 224), mode="bicubic", align_corners=False, antialias=False)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    expected = ((direct - mean) / std).permute(1, 2, 3, 0).numpy()  # [3, 224, 224, 3 frames]
+    np.testing.assert_array_equal(ours[..., :3], expected)

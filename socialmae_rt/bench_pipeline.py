@@ -1,0 +1,226 @@
+"""`socialmae-rt bench-pipeline`: what the streaming pipeline costs around the model, measured.
+
+1. per camera frame: OpenCV capture + face detection/tracking + buffering (a 640x480 file read
+   through the camera source, unpaced);
+2. per window: fbank + video preprocessing of a 4 s window;
+3. pipeline overhead around inference on a whole file (offline), per model size;
+4. optionally a live soak: the file looped in real time for N minutes, reporting the output rate
+   against 1 / inference time and the process RSS at start and end.
+Prints tables and writes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from socialmae_rt.buffer import AVRingBuffer
+from socialmae_rt.features import audio_to_model_input, frames_to_model_input
+from socialmae_rt.messages import VideoFrame
+
+
+def _stats(samples_ms: list[float]) -> dict[str, float]:
+    values = np.asarray(samples_ms)
+    return {"mean_ms": float(values.mean()), "p50_ms": float(np.percentile(values, 50)),
+            "p95_ms": float(np.percentile(values, 95)), "n": int(values.size)}
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process (Linux /proc), in MiB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def bench_frames(source_path: str, max_frames: int = 300) -> dict[str, Any]:
+    from socialmae_rt.capture.camera import CameraConfig, CameraSource
+    from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
+
+    camera = CameraSource(CameraConfig(device=source_path, pace_files=False))
+    tracker = FaceTracker(FaceDetector(FaceDetectorConfig()), TrackerConfig())
+    buffer = AVRingBuffer()
+    capture_ms, track_ms, buffer_ms, total_ms = [], [], [], []
+    size = None
+    camera.open()
+    iterator = iter(camera)
+    try:
+        for _ in range(max_frames):
+            t0 = time.perf_counter()
+            frame: VideoFrame | None = next(iterator, None)
+            t1 = time.perf_counter()
+            if frame is None:
+                break
+            size = frame.bgr.shape
+            crops = tracker.update(frame)
+            t2 = time.perf_counter()
+            for crop in crops:
+                buffer.add_crop(crop)
+            buffer.mark_video(frame.stamp_ns)
+            t3 = time.perf_counter()
+            capture_ms.append((t1 - t0) * 1e3)
+            track_ms.append((t2 - t1) * 1e3)
+            buffer_ms.append((t3 - t2) * 1e3)
+            total_ms.append((t3 - t0) * 1e3)
+    finally:
+        camera.close()
+    return {"frame_size": list(size) if size else None, "capture": _stats(capture_ms),
+            "detect_track": _stats(track_ms), "buffer": _stats(buffer_ms), "total": _stats(total_ms)}
+
+
+def bench_preprocess(repeats: int = 30) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(64000)).astype(np.float32)  # 4 s at 16 kHz
+    crops = [rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for _ in range(8)]
+    audio_ms, video_ms = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        audio_to_model_input(audio, 16000)
+        t1 = time.perf_counter()
+        frames_to_model_input(crops)
+        t2 = time.perf_counter()
+        audio_ms.append((t1 - t0) * 1e3)
+        video_ms.append((t2 - t1) * 1e3)
+    both = [a + v for a, v in zip(audio_ms, video_ms)]
+    return {"fbank": _stats(audio_ms), "video": _stats(video_ms), "total": _stats(both)}
+
+
+@dataclass
+class _Collect:
+    records: list = field(default_factory=list)
+
+    def write_result(self, result) -> None:
+        self.records.append(result)
+
+    def write_event(self, event) -> None:
+        pass
+
+    def write_status(self, status) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _pipeline(model: str, sinks: list):
+    from socialmae_rt.runner import RunOptions, build_pipeline
+
+    return build_pipeline(RunOptions(model=model, quiet=True), sinks)
+
+
+def bench_overhead(source_path: str, model: str) -> dict[str, Any]:
+    """Offline run of the whole file: time per window around inference vs inference itself."""
+    from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
+
+    collect = _Collect()
+    pipeline = _pipeline(model, [collect])
+    pipeline.run_offline(MediaFileSource(MediaFileConfig(source_path)))
+    inference = np.array([r.latency.inference_ms for r in collect.records])
+    total = np.array([r.latency.total_ms for r in collect.records])
+    preprocess = np.array([r.latency.preprocess_ms for r in collect.records])
+    return {
+        "model": model, "windows": len(collect.records),
+        "inference_ms_mean": float(inference.mean()), "window_ms_mean": float(total.mean()),
+        "preprocess_ms_mean": float(preprocess.mean()),
+        "overhead_pct": float(100.0 * (total.sum() - inference.sum()) / inference.sum()),
+    }
+
+
+def bench_soak(source_path: str, model: str, minutes: float) -> dict[str, Any]:
+    """The file looped in real time for `minutes`: output rate, skips and RSS over the run."""
+    from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
+
+    collect = _Collect()
+    pipeline = _pipeline(model, [collect])
+    source = MediaFileSource(MediaFileConfig(source_path, realtime=True, loop=True))
+    rss_samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample_rss() -> None:
+        start = time.monotonic()
+        while not stop.wait(5.0):
+            rss_samples.append((time.monotonic() - start, rss_mb()))
+
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    rss_start = rss_mb()
+    started = time.monotonic()
+    sampler.start()
+    pipeline.run_live([source], stop, max_seconds=minutes * 60.0)
+    stop.set()
+    elapsed = time.monotonic() - started
+    inference = np.array([r.latency.inference_ms for r in collect.records])
+    windows = pipeline.scheduler.windows
+    # The first minute holds model warm-up and allocator growth; compare steady state after it.
+    steady = [mb for t, mb in rss_samples if t >= 60.0]
+    return {
+        "model": model, "minutes": elapsed / 60.0, "windows": windows, "skipped": pipeline.scheduler.skipped,
+        "output_rate_hz": windows / elapsed, "inverse_inference_hz": float(1000.0 / inference.mean()),
+        "rss_mb_start": rss_start, "rss_mb_after_1min": steady[0] if steady else None,
+        "rss_mb_end": rss_mb(), "rss_mb_max": max(mb for _, mb in rss_samples) if rss_samples else None,
+        "held_crops_end": pipeline.buffer.held_crops(),
+    }
+
+
+def run_bench(source: str, models: list[str], soak_minutes: float, output: str) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": _cores(), "python": platform.python_version()},
+        "source": source,
+    }
+    print(f"bench-pipeline on {results['machine']['cores']} cores; source {source}")
+    results["per_frame"] = frames = bench_frames(source)
+    print(_frame_table(frames))
+    results["per_window_preprocess"] = pre = bench_preprocess()
+    print(_preprocess_table(pre))
+    results["overhead"] = [bench_overhead(source, m) for m in models]
+    print(_overhead_table(results["overhead"]))
+    if soak_minutes > 0:
+        results["soak"] = soak = bench_soak(source, models[0], soak_minutes)
+        print(_soak_table(soak))
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"JSON written to {output}")
+    return results
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def _frame_table(f: dict[str, Any]) -> str:
+    rows = [f"per camera frame ({f['frame_size'][1]}x{f['frame_size'][0]}, {f['total']['n']} frames): mean / p95 ms"]
+    for name in ("capture", "detect_track", "buffer", "total"):
+        rows.append(f"  {name:<13} {f[name]['mean_ms']:7.2f} {f[name]['p95_ms']:7.2f}")
+    return "\n".join(rows)
+
+
+def _preprocess_table(p: dict[str, Any]) -> str:
+    rows = ["per window preprocessing: mean / p95 ms"]
+    for name in ("fbank", "video", "total"):
+        rows.append(f"  {name:<13} {p[name]['mean_ms']:7.2f} {p[name]['p95_ms']:7.2f}")
+    return "\n".join(rows)
+
+
+def _overhead_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["overhead around inference (offline run of the whole file):",
+             f"  {'model':<6} {'windows':>7} {'inference ms':>12} {'window ms':>10} {'overhead':>9}"]
+    for r in rows:
+        lines.append(f"  {r['model']:<6} {r['windows']:>7} {r['inference_ms_mean']:>12.1f} "
+                     f"{r['window_ms_mean']:>10.1f} {r['overhead_pct']:>8.1f}%")
+    return "\n".join(lines)
+
+
+def _soak_table(s: dict[str, Any]) -> str:
+    return (f"live soak ({s['model']}, {s['minutes']:.1f} min, file looped in real time): {s['windows']} windows, "
+            f"{s['skipped']} skipped; output {s['output_rate_hz']:.3f} Hz vs 1/inference {s['inverse_inference_hz']:.3f} Hz; "
+            f"RSS start {s['rss_mb_start']:.0f} MiB, after 1 min {s['rss_mb_after_1min'] or float('nan'):.0f} MiB, "
+            f"end {s['rss_mb_end']:.0f} MiB, max {s['rss_mb_max'] or float('nan'):.0f} MiB")
+
