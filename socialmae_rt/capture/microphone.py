@@ -327,6 +327,8 @@ class MicSource:
     def __init__(self, config: MicConfig | None = None, name: str = "microphone") -> None:
         self.config = config or MicConfig()
         self.status = SourceStatus(name=name)
+        self.has_video, self.has_audio = False, True
+        self.clock = "monotonic"  # stamps derive from monotonic capture times
         self.device: InputDevice | None = None
         self.native_rate: int | None = None
         self.channels: int | None = None
