@@ -32,13 +32,23 @@ def frames_to_model_input(
     if input_order not in CHANNEL_ORDERS:
         raise ValueError(f"input_order must be one of {CHANNEL_ORDERS}, got {input_order!r}")
     frames = validate_frames(frames, config.num_frames)
-    resized = resize_frames(frames, config.image_size)  # [num_given, 3, S, S]
-    if input_order != config.channel_order:
-        resized = resized.flip(1)  # channel axis
-    normalised = normalise_channels(resized, config.mean, config.std)
     order = cyclic_indices(len(frames), config.num_frames)
-    clip = normalised[order]  # [num_frames, 3, S, S]
-    return clip.permute(1, 2, 3, 0).contiguous().numpy()  # [3, S, S, num_frames]
+    clip = unit_clip(frames, order, config.image_size)  # [3, S, S, num_frames] in [0, 1]
+    if input_order != config.channel_order:
+        clip = clip[::-1]  # channel axis
+    return normalise_channels(clip, config.mean, config.std)
+
+
+def unit_clip(frames: list[np.ndarray], order: list[int], image_size: int) -> np.ndarray:
+    """Frames in slot order, resized to the model size: float32 [3, S, S, T] in [0, 1]."""
+    if all(frame.shape[:2] == (image_size, image_size) for frame in frames):
+        # Bicubic at scale 1 samples every pixel at its own centre (weights 0, 1, 0, 0): an exact
+        # identity, so crops cut at the model size skip it. Transposing the bytes before the
+        # float conversion moves 4x less memory.
+        stacked = np.stack([frames[i] for i in order])  # [T, S, S, 3] uint8
+        return np.ascontiguousarray(stacked.transpose(3, 1, 2, 0)).astype(np.float32) / np.float32(255.0)
+    resized = resize_frames(frames, image_size)  # [num_given, 3, S, S]
+    return resized[order].permute(1, 2, 3, 0).contiguous().numpy()  # [3, S, S, T]
 
 
 def validate_frames(frames: Sequence[np.ndarray], max_frames: int) -> list[np.ndarray]:
@@ -68,19 +78,14 @@ def validate_frame(frame: np.ndarray, index: int) -> None:
 
 
 def resize_frames(frames: list[np.ndarray], image_size: int) -> torch.Tensor:
-    """Bicubic resize to image_size x image_size; one batched call per distinct input size."""
+    """Bicubic resize to image_size x image_size, one batched call per distinct input size."""
     resized = [None] * len(frames)
-    for shape, indices in group_by_shape(frames).items():
+    for indices in group_by_shape(frames).values():
         batch = torch.from_numpy(np.stack([frames[i] for i in indices]))  # [B, H, W, 3] uint8
         batch = batch.permute(0, 3, 1, 2).to(torch.float32) / 255.0  # [B, 3, H, W] in [0, 1]
-        if shape[:2] == (image_size, image_size):
-            # Bicubic at scale 1 samples every pixel at its own centre (weights 0, 1, 0, 0): an
-            # exact identity, so face crops already cut at the model size skip the work.
-            out = batch
-        else:
-            out = F.interpolate(
-                batch, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=False
-            )  # [B, 3, S, S]; not clamped, as torchvision leaves float tensors
+        out = F.interpolate(
+            batch, size=(image_size, image_size), mode="bicubic", align_corners=False, antialias=False
+        )  # [B, 3, S, S]; not clamped, as torchvision leaves float tensors
         for position, i in enumerate(indices):
             resized[i] = out[position]
     return torch.stack(resized)  # [num_given, 3, S, S]
@@ -93,11 +98,10 @@ def group_by_shape(frames: list[np.ndarray]) -> dict[tuple[int, ...], list[int]]
     return groups
 
 
-def normalise_channels(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """(x - mean[c]) / std[c] by channel position, whatever colour that channel holds."""
-    mean_t = torch.tensor(mean, dtype=images.dtype).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=images.dtype).view(1, 3, 1, 1)
-    return (images - mean_t) / std_t
+def normalise_channels(clip: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(x - mean[c]) / std[c] by channel position (axis 0), whatever colour that channel holds."""
+    shape = (3,) + (1,) * (clip.ndim - 1)
+    return (clip - np.asarray(mean, np.float32).reshape(shape)) / np.asarray(std, np.float32).reshape(shape)
 
 
 def cyclic_indices(num_given: int, num_frames: int) -> list[int]:
