@@ -150,10 +150,11 @@ class Pipeline:
             faces = self.buffer.face_windows(end_ns, self.config.min_face_fill)
         return _Window(end_ns, time.monotonic_ns(), audio, faces)
 
-    def process_due(self) -> list[SocialPerception]:
-        """Run the window the scheduler picks now, if any; returns its records."""
+    def process_due(self) -> list[SocialPerception] | None:
+        """Run the window the scheduler picks now: its records ([] if it had nothing to perceive),
+        or None when no window is due."""
         window = self._pick_window()
-        return [] if window is None else self._run_window(window)
+        return None if window is None else self._run_window(window)
 
     # One window ---------------------------------------------------------------------------------
     def _run_window(self, window: _Window) -> list[SocialPerception]:
@@ -170,8 +171,9 @@ class Pipeline:
             features = audio_to_model_input(window.audio, self.preprocess.audio.sample_rate, self.preprocess.audio)
             audio = np.repeat(features[None], max(1, len(window.faces)), axis=0)  # [B, 1024, 128]
         if window.faces:
-            video = np.stack([frames_to_model_input(f.frames, self.preprocess.video) for f in window.faces])
-        preprocess_ms = (time.perf_counter() - start) * 1e3  # video: [B, 3, 224, 224, 8]
+            clips = [frames_to_model_input(f.frames, self.preprocess.video) for f in window.faces]
+            video = np.stack(clips)  # [B, 3, 224, 224, 8]
+        preprocess_ms = (time.perf_counter() - start) * 1e3
         start = time.perf_counter()
         output = self.backend.infer(audio, video)
         inference_ms = (time.perf_counter() - start) * 1e3
@@ -197,6 +199,8 @@ class Pipeline:
                 latency=Latency(preprocess_ms, inference_ms, (time.monotonic_ns() - reference_ns) / 1e6),
                 stream=self.config.stream,
                 embedding=output.embedding[row].tolist() if self.config.include_embedding else None,
+                # Only a record missing a stream says why; an audiovisual window heard and saw everything.
+                degraded=(self.expect.reason or None) if modality != Modality.AUDIOVISUAL.value else None,
             )
             self._emit(record, perceived.events)
             records.append(record)
@@ -261,7 +265,7 @@ class Pipeline:
                 if stop is not None and stop.is_set():
                     break
                 self.ingest(item)
-                while self.process_due():
+                while self.process_due() is not None:
                     pass
                 if on_progress is not None:
                     on_progress(item.stamp_ns)
@@ -269,19 +273,12 @@ class Pipeline:
             source.close()
         # The file is over: what was delivered is all there is.
         self.expect = Expectation(video=False, audio=False, reason="end of file")
-        while self._drain_one():
+        while self.process_due() is not None:
             pass
         self._write_status([source])
         if source.status.state is SourceState.FAILED:
             raise RuntimeError(f"source {source.status.name} failed: {source.status.detail}")
         return self.results
-
-    def _drain_one(self) -> bool:
-        window = self._pick_window()
-        if window is None:
-            return False
-        self._run_window(window)
-        return True
 
     def run_live(self, sources: Sequence, stop: threading.Event | None = None,
                  max_seconds: float | None = None) -> int:
@@ -300,10 +297,10 @@ class Pipeline:
         try:
             while not stop.is_set():
                 self._update_expectation(sources)
-                if not self.process_due():
+                if self.process_due() is None:
                     if not any(t.is_alive() for t in threads):
                         self.expect = Expectation(video=False, audio=False, reason="all sources ended")
-                        while self.process_due():
+                        while self.process_due() is not None:
                             pass
                         break
                     with self._data:

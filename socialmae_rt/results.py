@@ -41,6 +41,7 @@ class SocialPerception:
     latency: Latency
     stream: str = "default"
     embedding: list[float] | None = None
+    degraded: str | None = None  # why a stream is missing (source failed, stalled, no track), else None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,6 +66,7 @@ class SocialPerception:
             "personality": self.personality,
             "window_fill": self.window_fill,
             "latency_ms": self.latency.to_json(),
+            "degraded": self.degraded,
         }
         if include_embedding and self.embedding is not None:
             record["embedding"] = self.embedding

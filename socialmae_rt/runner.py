@@ -36,6 +36,9 @@ class RunOptions:
     hop: float = 0.5
     output: str | None = None  # JSONL file
     realtime: bool = False  # pace a file at real time, like a live stream
+    width: int | None = 640  # camera resolution and rate asked for (the device may give others)
+    height: int | None = 480
+    fps: float | None = 30.0
     max_faces: int = 4
     threads: int | None = None  # torch intra-op threads (None: library default)
     duration: float | None = None  # stop after this many seconds (live)
@@ -72,7 +75,7 @@ def build_sources(options: RunOptions) -> list:
         from socialmae_rt.capture.camera import CameraConfig, CameraSource
 
         device = int(options.source) if options.source.isdigit() else options.source
-        sources = [CameraSource(CameraConfig(device=device))]
+        sources = [CameraSource(CameraConfig(device=device, width=options.width, height=options.height, fps=options.fps))]
         if options.mic_enabled:
             from socialmae_rt.capture.microphone import MicConfig, MicSource
 

@@ -61,6 +61,7 @@ class ConsoleSink:
         self.out = out
         self.origin_ns = origin_ns
         self.duration_s = duration_s
+        self._last_health: str | None = None
 
     def _clock(self, stamp_ns: int) -> str:
         seconds = (stamp_ns - self.origin_ns) / NS_PER_SECOND
@@ -92,7 +93,25 @@ class ConsoleSink:
         self.out.flush()
 
     def write_status(self, status: dict[str, Any]) -> None:
-        pass
+        """A line only when source health or the reason for a missing stream changes."""
+        health = status_summary(status)
+        if health != self._last_health:
+            self._last_health = health
+            self.out.write(f"[status] {health}\n")
+            self.out.flush()
 
     def close(self) -> None:
         self.out.flush()
+
+
+def status_summary(status: dict[str, Any]) -> str:
+    """'camera running; microphone failed: ... | video-only: microphone failed: ...'"""
+    sources = "; ".join(
+        f"{s['name']} {s['state']}" + (f" ({s['detail']})" if s["detail"] else "")
+        for s in status.get("sources", [])
+    )
+    expect = status.get("expect", {})
+    waiting = [name for name in ("video", "audio") if expect.get(name)]
+    mode = "+".join(waiting) if waiting else "no live stream"
+    why = f": {expect['why']}" if expect.get("why") else ""
+    return f"{sources or 'no sources'} | expecting {mode}{why}"

@@ -41,16 +41,18 @@ def face_photo() -> np.ndarray:
     return cv2.resize(rgb, (110, 128), interpolation=cv2.INTER_AREA)  # BGR, head and shoulders
 
 
-def write_clip(path: Path, seconds: float, faces_at, audio_seconds: float | None, photo, width=320) -> Path:
+def write_clip(path: Path, seconds: float, faces_at, audio_seconds: float | None, photo, width=320,
+               with_video: bool = True) -> Path:
     """`faces_at(t)` -> number of faces (0, 1, 2) on screen at t; audio is a 440 Hz tone."""
     with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=FPS)
-        video.width, video.height, video.pix_fmt = width, 240, "yuv420p"
+        if with_video:
+            video = container.add_stream("mpeg4", rate=FPS)
+            video.width, video.height, video.pix_fmt = width, 240, "yuv420p"
         audio = None
         if audio_seconds:
-            audio = container.add_stream("aac", rate=RATE)
+            audio = container.add_stream("aac" if with_video else "pcm_s16le", rate=RATE)
             audio.layout = "mono"
-        for i in range(int(seconds * FPS)):
+        for i in range(int(seconds * FPS) if with_video else 0):
             t = i / FPS
             canvas = np.full((240, width, 3), 90, np.uint8)
             for k in range(faces_at(t)):
@@ -59,14 +61,16 @@ def write_clip(path: Path, seconds: float, faces_at, audio_seconds: float | None
             frame = av.VideoFrame.from_ndarray(canvas, format="bgr24")
             for packet in video.encode(frame):
                 container.mux(packet)
-        for packet in video.encode():
+        for packet in video.encode() if with_video else ():
             container.mux(packet)
         if audio is not None:
             n = int(audio_seconds * RATE)
             tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / RATE)).astype(np.float32)
             for start in range(0, n, 1024):
                 block = tone[start : start + 1024][None]  # [1, N] planar mono
-                frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+                if not with_video:  # a plain WAV: 16-bit PCM
+                    block = (block * 32767).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(block, format="fltp" if with_video else "s16", layout="mono")
                 frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
                 for packet in audio.encode(frame):
                     container.mux(packet)
@@ -163,7 +167,7 @@ def test_no_face_and_no_audio_gives_no_record_and_says_why(tmp_path, detector, f
     clip = write_clip(tmp_path / "empty.mp4", 5.0, lambda t: 0, None, face_photo)
     pipeline = make_pipeline(detector)
     assert pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip)))) == 0
-    assert pipeline.scheduler.windows >= 2
+    assert pipeline.scheduler.windows == 2  # windows ending 4.0 and 4.5 s (last frame at 4.9 s)
     assert "no face and no audio" in pipeline.last_reason and "no audio track" in pipeline.last_reason
 
 
@@ -217,8 +221,28 @@ def test_cli_run_writes_well_formed_jsonl(tmp_path, face_photo):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RANDOM weights" in result.stderr
-    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[") and not line.startswith("[status]")]
     assert len(lines) == 3 and "face 1" in lines[0] and " AV " in lines[0]
+    assert "[status] media_file:cli.mkv ended" in result.stdout
     assert "done: 3 windows, 3 records, 0 skipped" in result.stdout
     records = read_jsonl(out)
     assert [r["window_end_ns"] for r in records] == [seconds_to_ns(s) for s in (4.0, 5.0, 6.0)]
+
+
+def test_live_audio_source_ending_mid_run_switches_to_video_only_and_says_why(tmp_path, detector, face_photo):
+    video = write_clip(tmp_path / "cam.mp4", 8.0, lambda t: 1, None, face_photo)
+    audio = write_clip(tmp_path / "mic.wav", 0, lambda t: 0, 5.5, face_photo, with_video=False)
+    records = CollectSink()
+    pipeline = make_pipeline(detector, [records])
+    sources = [MediaFileSource(MediaFileConfig(str(video), realtime=True)),
+               MediaFileSource(MediaFileConfig(str(audio), realtime=True))]
+    pipeline.run_live(sources)
+    assert records, "no records"
+    first_video_only = next(i for i, r in enumerate(records) if r.modality == "video")
+    before, after = records[:first_video_only], records[first_video_only:]
+    assert before and all(r.modality == "audiovisual" and r.degraded is None for r in before)
+    assert all(r.modality == "video" for r in after)
+    assert all("ended" in r.degraded for r in after)  # e.g. "mic.wav ended: end of file ..."
+    # Live stamps are monotonic: audio covers the first 5.5 s, so windows ending 4.0 .. 5.5 s hear it.
+    assert (records[first_video_only].window_end_ns - records[0].window_end_ns) / NS_PER_SECOND >= 1.0
+    assert all(r.face_id == 1 for r in records)
