@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
+from socialmae_rt.model import Modality, SocialMAE
 from socialmae_rt.model.social_mae import reference_sincos_pos_embed
 
 
