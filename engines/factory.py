@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
 from socialmae_rt.model.config import SocialMAEConfig
 
 from .base import Backend
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """Where exports and engines are cached: $SOCIALMAE_RT_CACHE, else ~/.cache/socialmae_rt."""
+    return Path(os.environ.get("SOCIALMAE_RT_CACHE") or Path.home() / ".cache" / "socialmae_rt")
+
+
+def prepare_export(weights: str | Path | None, config: SocialMAEConfig | None, *, int8: bool = False,
+                   cache_dir: str | Path | None = None, seed: int = 0):
+    """An ONNX export for these weights: an export directory as given, or a cached export of the
+    checkpoint (or of the seeded random model), written once and reused while the weights match."""
+    from .onnx_export import MANIFEST, ExportError, export_onnx, load_export, quantize_export, weights_fingerprint
+    from .torch_backend import load_model
+
+    if weights is not None and (Path(weights) / MANIFEST).is_file():
+        export = load_export(weights)
+        if int8 and "int8" not in export.manifest["graphs"]["audiovisual"]:
+            raise ExportError(f"{weights} has no int8 graphs; make them with `socialmae-rt export-onnx --int8`")
+        return export
+    model, preprocess = load_model(weights, config, seed)
+    directory = Path(cache_dir or default_cache_dir()) / "onnx" / weights_fingerprint(model)[:16]
+    try:
+        export = load_export(directory)
+    except ExportError as reason:
+        log.warning("exporting ONNX graphs to %s (once per set of weights): %s", directory, reason)
+        export = export_onnx(model, directory, preprocess, source=str(weights) if weights else "random")
+    if int8 and "int8" not in export.manifest["graphs"]["audiovisual"]:
+        report = quantize_export(export, model)
+        log.info("int8 accuracy vs torch fp32: %s", report)
+    return export
 
 
 def _torch(precision: str) -> Callable[..., Backend]:
@@ -20,10 +54,34 @@ def _torch(precision: str) -> Callable[..., Backend]:
     return make
 
 
+def _ort(variant: str) -> Callable[..., Backend]:
+    def make(weights, config, *, cache_dir=None, threads=None, providers=None, seed=0):
+        from .ort_backend import OrtBackend
+
+        export = prepare_export(weights, config, int8=variant == "int8", cache_dir=cache_dir, seed=seed)
+        return OrtBackend(export, variant, threads=threads, providers=providers)
+
+    return make
+
+
+def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, **options) -> Backend:
+    from .tensorrt_backend import TensorRTConfig, create_tensorrt_backend
+
+    export = prepare_export(weights, config, cache_dir=cache_dir, seed=seed)
+    trt_cache = str(Path(cache_dir or default_cache_dir()) / "trt")
+    return create_tensorrt_backend(export, TensorRTConfig(cache_dir=trt_cache, **options), on_status=on_status)
+
+
+TORCH_HINT = "pip install torch==2.13.0 (CPU) or a CUDA build"
+ORT_HINT = "pip install onnxruntime (or onnxruntime-gpu for CUDA)"
 # name -> (constructor, the module it needs, install hint)
 _BACKENDS: dict[str, tuple[Callable[..., Backend], str, str]] = {
-    "torch": (_torch("fp32"), "torch", "pip install torch==2.13.0 (CPU) or a CUDA build"),
-    "torch-bf16": (_torch("bf16"), "torch", "pip install torch==2.13.0 (CPU) or a CUDA build"),
+    "torch": (_torch("fp32"), "torch", TORCH_HINT),
+    "torch-bf16": (_torch("bf16"), "torch", TORCH_HINT),
+    "ort": (_ort("fp32"), "onnxruntime", ORT_HINT),
+    "ort-int8": (_ort("int8"), "onnxruntime", ORT_HINT),
+    # TensorRT falls back to ONNX Runtime (with a warning) where TensorRT or a GPU is missing.
+    "trt": (_tensorrt, "onnxruntime", ORT_HINT),
 }
 
 
@@ -37,10 +95,12 @@ def create_backend(
     config: SocialMAEConfig | None = None,
     **options: Any,
 ) -> Backend:
-    """A backend by name: `torch` (fp32 reference) or `torch-bf16` (CPU autocast).
+    """A backend by name: torch, torch-bf16, ort, ort-int8, trt.
 
-    `weights`: a released .pth (sized by `config`), our .safetensors (carries its config), or
-    None for random weights (a loud warning: outputs are meaningless).
+    `weights`: a released .pth (sized by `config`), our .safetensors (carries its config), an ONNX
+    export directory (ort, ort-int8, trt), or None for random weights (a loud warning: outputs
+    are meaningless). ONNX backends export a checkpoint once into the cache (`cache_dir`, default
+    $SOCIALMAE_RT_CACHE or ~/.cache/socialmae_rt).
     """
     if name not in _BACKENDS:
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(_BACKENDS)}")

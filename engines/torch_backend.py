@@ -23,6 +23,18 @@ RANDOM_WEIGHTS_WARNING = (
 )
 
 
+def load_model(
+    weights: str | Path | None, config: SocialMAEConfig | None = None, seed: int = 0
+) -> tuple[SocialMAE, PreprocessConfig]:
+    """The model a backend runs: from a checkpoint, or random (seeded) with a loud warning."""
+    if weights is None:
+        log.warning(RANDOM_WEIGHTS_WARNING)
+        torch.manual_seed(seed)
+        return SocialMAE(config or SocialMAEConfig()).eval(), PreprocessConfig()
+    loaded = load_any_checkpoint(weights, config)
+    return loaded.model.eval(), loaded.preprocess
+
+
 class TorchBackend:
     """SocialMAE in eager PyTorch; `precision` "fp32" or "bf16" (autocast)."""
 
@@ -44,15 +56,8 @@ class TorchBackend:
             torch.set_num_threads(num_threads)
         self.device = torch.device(device)
         self.precision = precision
-        if weights is None:
-            log.warning(RANDOM_WEIGHTS_WARNING)
-            torch.manual_seed(seed)
-            model = SocialMAE(config or SocialMAEConfig())
-            self.preprocess = PreprocessConfig()
-        else:
-            loaded = load_any_checkpoint(weights, config)
-            model, self.preprocess = loaded.model, loaded.preprocess
-        self.model = model.eval().to(self.device)
+        model, self.preprocess = load_model(weights, config, seed)
+        self.model = model.to(self.device)
         self.model_config = self.model.config
         self.info = BackendInfo(
             name="torch" if precision == "fp32" else f"torch-{precision}",

@@ -62,6 +62,10 @@ def reference_sincos_pos_embed(embed_dim: int, num_tokens: int, grid_width: int)
     return np.concatenate([half, half], axis=1).astype(np.float32)  # [N, D]
 
 
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
 class AudioPatchEmbed(nn.Module):
     """Fbank [B, T, F] -> patch tokens [B, (F/p)*(T/p), D], mel-row major."""
 
@@ -212,12 +216,13 @@ class SocialMAE(nn.Module):
             raise TypeError(f"{name} must be a torch.Tensor of shape {shape_text}, got {type(x).__name__}")
         if not x.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor {shape_text}, got dtype {x.dtype}")
+        if _tracing():
+            return  # checks would freeze into the traced graph; the ONNX backends check their inputs
         if x.dim() != len(expected) + 1 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"{name} must have shape {shape_text}, got {list(x.shape)}")
         if x.shape[0] == 0:
             raise ValueError(f"{name} has batch size 0; need at least one window")
-        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
-        if not exporting and not bool(torch.isfinite(x).all()):
+        if not bool(torch.isfinite(x).all()):
             raise ValueError(f"{name} contains NaN or Inf values; check the preprocessing of this window")
 
     def _check_inputs(self, audio: torch.Tensor | None, video: torch.Tensor | None) -> Modality:
@@ -232,7 +237,7 @@ class SocialMAE(nn.Module):
                 (cfg.in_chans, cfg.image_size, cfg.image_size, cfg.num_frames),
                 "channels x height x width x frames, time last",
             )
-        if modality is Modality.AUDIOVISUAL and audio.shape[0] != video.shape[0]:
+        if modality is Modality.AUDIOVISUAL and not _tracing() and audio.shape[0] != video.shape[0]:
             raise ValueError(
                 f"audio and video must have the same batch size, got {audio.shape[0]} and {video.shape[0]}"
             )

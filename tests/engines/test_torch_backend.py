@@ -59,9 +59,9 @@ def test_bf16_close_to_fp32(batch):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"unknown backend 'onnx'; available: torch, torch-bf16"):
+    with pytest.raises(ValueError, match=r"unknown backend 'onnx'; available: torch, torch-bf16, ort, ort-int8, trt"):
         create_backend("onnx")
-    assert available_backends()[:2] == ["torch", "torch-bf16"]
+    assert available_backends() == ["torch", "torch-bf16", "ort", "ort-int8", "trt"]
     backend = create_backend("torch", None, TINY)
     with pytest.raises(TypeError, match="numpy arrays, got Tensor"):
         backend.infer(torch.zeros(1, 1024, 128))
