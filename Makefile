@@ -31,7 +31,9 @@ $(SAMPLE): | setup
 demo: setup $(SAMPLE)
 	$(VENV)/bin/socialmae-rt run --source $(SAMPLE) --realtime --output outputs/demo.jsonl $(DEMO_ARGS)
 
+# Backends x model sizes (table, outputs/bench.json + .png), then the pipeline around the model.
 bench: setup $(SAMPLE)
+	$(VENV)/bin/socialmae-rt bench --json outputs/bench.json
 	$(VENV)/bin/socialmae-rt bench-pipeline --source $(SAMPLE)
 
 info: setup

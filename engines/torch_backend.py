@@ -45,15 +45,15 @@ class TorchBackend:
         *,
         precision: str = "fp32",
         device: str = "cpu",
-        num_threads: int | None = None,
+        threads: int | None = None,
         seed: int = 0,
     ) -> None:
         if precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {precision!r}")
         if precision == "fp16" and not device.startswith("cuda"):
             raise ValueError("fp16 autocast needs a CUDA device; on CPU use precision='bf16'")
-        if num_threads is not None:
-            torch.set_num_threads(num_threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.device = torch.device(device)
         self.precision = precision
         model, self.preprocess = load_model(weights, config, seed)

@@ -127,7 +127,84 @@ def _add_bench_pipeline(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_bench_pipeline)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_info, _add_run, _add_bench_pipeline]
+def _bench(args: argparse.Namespace) -> int:
+    import logging
+
+    from socialmae_rt.engines.bench import run_bench
+
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    print("note: random weights (speed and agreement with torch fp32 do not depend on the values)")
+    run_bench(args.models, args.backends, args.repeats, args.json, cache_dir=args.cache_dir, threads=args.threads)
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from socialmae_rt.engines import available_backends
+
+    p = sub.add_parser("bench", help="every backend x model size: latency, windows/s, memory, accuracy (table, JSON, PNG)")
+    p.add_argument("--models", nargs="+", default=["base", "small", "tiny"], choices=["base", "small", "tiny"])
+    p.add_argument("--backends", nargs="+", choices=available_backends(),
+                   help="default: every backend available here (trt only with TensorRT and a GPU)")
+    p.add_argument("--repeats", type=int, default=10, help="interleaved repetitions per backend (default: 10)")
+    p.add_argument("--threads", type=int, help="intra-op threads for every backend (default: library default)")
+    p.add_argument("--cache-dir", help="where ONNX exports are cached (default: $SOCIALMAE_RT_CACHE or ~/.cache/socialmae_rt)")
+    p.add_argument("--json", default="outputs/bench.json", help="JSON path; the chart goes beside it as .png")
+    p.set_defaults(handler=_bench)
+
+
+def _export_onnx(args: argparse.Namespace) -> int:
+    import logging
+
+    from socialmae_rt.engines.onnx_export import export_onnx, quantize_export
+    from socialmae_rt.engines.torch_backend import load_model
+    from socialmae_rt.runner import RunOptions, model_config_for
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    model, preprocess = load_model(args.weights, model_config_for(RunOptions(weights=args.weights, model=args.model)))
+    export = export_onnx(model, args.out, preprocess, source=args.weights or "random")
+    worst = max(s["max_abs"] for mode in export.manifest["verification"].values() for s in mode.values())
+    print(f"exported {', '.join(export.manifest['graphs'])} graphs to {args.out}; largest difference vs torch {worst:.2e}")
+    if args.int8:
+        report = quantize_export(export, model)
+        for mode, outputs in report.items():
+            print(f"int8 {mode}: " + ", ".join(f"{name} cosine {v['min_cosine']:.5f} max|d| {v['max_abs']:.3g}"
+                                               for name, v in outputs.items()))
+    return 0
+
+
+def _add_export_onnx(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export-onnx", help="export the encoder + heads to ONNX (three graphs), checked against torch")
+    p.add_argument("--weights", help="released .pth or our .safetensors (default: random weights)")
+    p.add_argument("--model", default="base", choices=["base", "small", "tiny"], help="size for a .pth or random weights")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--int8", action="store_true", help="also write int8 graphs and report their accuracy vs torch fp32")
+    p.set_defaults(handler=_export_onnx)
+
+
+def _build_engine(args: argparse.Namespace) -> int:
+    from socialmae_rt.engines.tensorrt_backend import TensorRTConfig, build_engines
+
+    config = TensorRTConfig(precision=args.precision, max_batch=args.max_batch, workspace_mb=args.workspace_mb,
+                            cache_dir=args.cache_dir, force_rebuild=args.force_rebuild)
+    for mode, summary in build_engines(args.export, config).items():
+        print(f"{mode}: {summary}")
+    return 0
+
+
+def _add_build_engine(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build-engine", help="build (or find in the cache) TensorRT plans for an ONNX export")
+    p.add_argument("--export", required=True, help="an export directory from `socialmae-rt export-onnx`")
+    p.add_argument("--precision", default="fp16", choices=["fp16", "fp32"])
+    p.add_argument("--max-batch", type=int, default=4, help="largest batch (faces per window) the plan accepts")
+    p.add_argument("--workspace-mb", type=int, default=2048)
+    p.add_argument("--cache-dir", help="plan cache (default: $SOCIALMAE_RT_CACHE/trt or ~/.cache/socialmae_rt/trt)")
+    p.add_argument("--force-rebuild", action="store_true", help="rebuild even when a matching plan is cached")
+    p.set_defaults(handler=_build_engine)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_info, _add_run, _add_bench_pipeline, _add_bench, _add_export_onnx, _add_build_engine,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

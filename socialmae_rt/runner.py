@@ -121,7 +121,7 @@ def build_pipeline(options: RunOptions, sinks: list) -> Pipeline:
     from socialmae_rt.engines import create_backend
     from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
 
-    backend_options: dict[str, Any] = {} if options.threads is None else {"num_threads": options.threads}
+    backend_options: dict[str, Any] = {} if options.threads is None else {"threads": options.threads}
     backend = create_backend(options.backend, options.weights, model_config_for(options), **backend_options)
     detector = FaceDetector(FaceDetectorConfig(max_faces=options.max_faces))
     tracker = FaceTracker(detector, TrackerConfig(max_tracks=options.max_faces))

@@ -245,3 +245,20 @@ def test_live_audio_source_ending_mid_run_switches_to_video_only_and_says_why(tm
     # Live stamps are monotonic: audio covers the first 5.5 s, so windows ending 4.0 .. 5.5 s hear it.
     assert (records[first_video_only].window_end_ns - records[0].window_end_ns) / NS_PER_SECOND >= 1.0
     assert all(r.face_id == 1 for r in records)
+
+
+@pytest.mark.parametrize("name", ["ort", "ort-int8", "torch-bf16"])
+def test_pipeline_runs_any_backend_by_name_and_agrees_with_torch(tmp_path, detector, face_photo, name):
+    clip = write_clip(tmp_path / "b.mp4", 5.0, lambda t: 1, 5.0, face_photo)
+    outputs = {}
+    for backend_name in ("torch", name):
+        records = CollectSink()
+        backend = create_backend(backend_name, None, TINY, **({} if backend_name.startswith("torch") else
+                                                                {"cache_dir": tmp_path / "cache"}))
+        make_pipeline(detector, [records], backend=backend).run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+        outputs[backend_name] = records
+    assert [r.window_end_ns for r in outputs[name]] == [r.window_end_ns for r in outputs["torch"]]
+    for ours, reference in zip(outputs[name], outputs["torch"]):
+        assert ours.modality == reference.modality == "audiovisual"
+        for label, p in reference.emotion.items():
+            assert abs(ours.emotion[label] - p) < 0.02, (label, ours.emotion[label], p)
