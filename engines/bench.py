@@ -2,20 +2,22 @@
 
 Repetitions are interleaved (backend A, B, C, A, B, C, ...) so drift in machine load hits all
 backends alike. Per backend and size: median and p95 latency of one 4 s audiovisual window
-(batch 1), windows/s, the memory the backend holds (RSS growth when it was created), load time,
-and accuracy against torch fp32 on the same inputs. The machine's matrix-multiply peaks (fp32 and
-bf16 through torch, int8 through ONNX Runtime's MatMulInteger) turn GFLOP per window into a
-floor time, and every backend is reported as a multiple of the floor for its arithmetic.
+(batch 1), windows/s, peak memory of a fresh process running it (measured in a child), load
+time, and accuracy against torch fp32 on the same inputs. The machine's matrix-multiply peaks
+(fp32: the better of torch and ONNX Runtime; bf16: torch; int8: ONNX Runtime's MatMulInteger)
+turn GFLOP per window into a floor time, and every backend is reported as a multiple of the
+floor for its arithmetic.
 Writes a table to stdout, JSON, and a PNG chart.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,11 +35,6 @@ log = logging.getLogger(__name__)
 
 # Which peak bounds which backend.
 ARITHMETIC = {"torch": "fp32", "torch-bf16": "bf16", "ort": "fp32", "ort-int8": "int8", "trt": "fp16"}
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _time_matmul(run, flops: float, repeats: int) -> float:
@@ -86,6 +83,32 @@ def _ort_matmul(op: str, size: int, a_type: str, b_type: str, y_type: str):
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
+def peak_rss_mb(name: str, size: str, cache_dir: str | None, threads: int | None) -> float:
+    """Peak resident memory of a fresh process that loads this backend and runs one window.
+
+    Measured in a child process so that memory other backends held or freed does not blur it.
+    """
+    code = (
+        "import json, resource, sys, logging; logging.disable(logging.WARNING);"
+        "from socialmae_rt.engines.bench import _one_window;"
+        f"_one_window({name!r}, {size!r}, {cache_dir!r}, {threads!r});"
+        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"peak-memory child for {name} ({size}) failed: {result.stderr[-500:]}")
+    return int(result.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def _one_window(name: str, size: str, cache_dir: str | None, threads: int | None) -> None:
+    config = SocialMAEConfig.variant(size, extra_heads={"laughter": 1, "personality": 5})
+    options: dict[str, Any] = {"threads": threads} if threads else {}
+    if name not in ("torch", "torch-bf16"):
+        options["cache_dir"] = cache_dir
+    inputs = example_inputs(config, batch=1, seed=3)
+    create_backend(name, None, config, **options).infer(inputs["audio"], inputs["video"])
+
+
 def _outputs(backend, audio, video) -> dict[str, np.ndarray]:
     out = backend.infer(audio, video)
     return {"embedding": out.embedding, **out.heads}
@@ -99,16 +122,15 @@ def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | No
     created: dict[str, Any] = {}
     rows: dict[str, dict[str, Any]] = {}
     for name in backends:
-        gc.collect()
-        before, started = rss_mb(), time.perf_counter()
+        started = time.perf_counter()
         options: dict[str, Any] = {"threads": threads} if threads else {}
         if name not in ("torch", "torch-bf16"):
             options["cache_dir"] = cache_dir
         created[name] = create_backend(name, None, config, **options)
         load_s = getattr(created[name], "load_s", time.perf_counter() - started)
         _outputs(created[name], audio, video)  # warm-up run
-        rows[name] = {"size": size, "backend": name, "actual": created[name].info.name,
-                      "load_s": load_s, "rss_mb": rss_mb() - before, "times": []}
+        rows[name] = {"size": size, "backend": name, "actual": created[name].info.name, "load_s": load_s,
+                      "peak_rss_mb": peak_rss_mb(name, size, cache_dir, threads), "times": []}
     reference = _outputs(created["torch"], audio, video) if "torch" in created else None
     for _ in range(repeats):
         for name, backend in created.items():
@@ -172,7 +194,7 @@ def _speedups(rows: list[dict], size: str) -> None:
 
 def format_table(rows: list[dict]) -> str:
     header = (f"{'size':<6} {'backend':<11} {'median s':>9} {'p95 s':>7} {'win/s':>6} {'x eager':>7} "
-              f"{'floor s':>8} {'x floor':>7} {'cos logits':>10} {'max|d|':>8} {'load s':>6} {'RSS MiB':>8}")
+              f"{'floor s':>8} {'x floor':>7} {'cos logits':>10} {'max|d|':>8} {'load s':>6} {'peak MiB':>8}")
     lines = [header, "-" * len(header)]
     for r in rows:
         cos = "" if r["cosine_logits"] is None else f"{r['cosine_logits']:.5f}"
@@ -183,7 +205,7 @@ def format_table(rows: list[dict]) -> str:
         lines.append(
             f"{r['size']:<6} {name:<11} {r['median_s']:>9.3f} {r['p95_s']:>7.3f} {r['windows_per_s']:>6.2f} "
             f"{r['speedup_vs_torch_fp32'] or 0:>7.2f} {floor:>8} {xfloor:>7} {cos:>10} {diff:>8} "
-            f"{r['load_s']:>6.2f} {r['rss_mb']:>8.0f}"
+            f"{r['load_s']:>6.2f} {r['peak_rss_mb']:>8.0f}"
         )
     return "\n".join(lines)
 

@@ -64,7 +64,8 @@ def _ort(variant: str) -> Callable[..., Backend]:
     return make
 
 
-def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, **options) -> Backend:
+def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, threads=None, **options) -> Backend:
+    """`threads` is accepted for a uniform call but only matters if this falls back to the CPU."""
     from .tensorrt_backend import TensorRTConfig, create_tensorrt_backend
 
     export = prepare_export(weights, config, cache_dir=cache_dir, seed=seed)

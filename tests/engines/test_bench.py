@@ -8,7 +8,7 @@ from socialmae_rt.engines.bench import format_table, matmul_peaks, plot
 def row(backend, actual, median, size="tiny"):
     return {"size": size, "backend": backend, "actual": actual, "median_s": median, "p95_s": median * 1.1,
             "windows_per_s": 1 / median, "speedup_vs_torch_fp32": 0.2 / median, "floor_s": 0.05, "x_floor": median / 0.05,
-            "cosine_logits": 0.99998, "max_abs_logits": 2e-3, "load_s": 0.3, "rss_mb": 120.0, "gflop": 23.0}
+            "cosine_logits": 0.99998, "max_abs_logits": 2e-3, "load_s": 0.3, "peak_rss_mb": 120.0, "gflop": 23.0}
 
 
 def test_matmul_peaks_are_positive_and_finite():
