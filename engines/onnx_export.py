@@ -30,6 +30,8 @@ from torch import nn
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
 
+from .base import MODE_INPUTS
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -37,11 +39,6 @@ FORMAT = "socialmae_rt.onnx/1"
 OPSET = 17
 # fp32 graph vs fp32 torch on the same inputs: only operation order differs.
 EXPORT_ATOL = 1e-3
-MODE_INPUTS = {
-    Modality.AUDIOVISUAL: ("audio", "video"),
-    Modality.AUDIO: ("audio",),
-    Modality.VIDEO: ("video",),
-}
 
 
 class ExportError(RuntimeError):

@@ -31,7 +31,15 @@ import torch
 
 from socialmae_rt.model import Modality
 
-from .base import Backend, BackendInfo, BackendOutput
+from .base import (  # the shared checks: the TRT tests import them from here too
+    MODE_INPUTS,
+    Backend,
+    BackendInfo,
+    BackendOutput,
+    NonFiniteOutputError,
+    check_finite,
+    check_inputs,
+)
 from .engine_cache import (
     PRECISIONS,
     BatchProfile,
@@ -41,7 +49,7 @@ from .engine_cache import (
     default_cache_dir,
     load_or_build,
 )
-from .onnx_export import MODE_INPUTS, OnnxExport, load_export, sha256_file
+from .onnx_export import OnnxExport, load_export, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +66,6 @@ class TensorRTUnavailable(RuntimeError):
 
 class EngineBuildError(RuntimeError):
     """TensorRT could not parse the ONNX graph or build an engine from it."""
-
-
-class NonFiniteOutputError(FloatingPointError):
-    """The engine produced NaN or Inf: never handed on as a result."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,38 +118,6 @@ class TensorRTConfig:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_one_input(name: str, array: Any, window_shape: Sequence[int]) -> np.ndarray:
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"backend inputs must be numpy arrays, got {type(array).__name__} for {name}")
-    expected = "[B, " + ", ".join(str(d) for d in window_shape) + "]"
-    if array.ndim != len(window_shape) + 1 or tuple(array.shape[1:]) != tuple(window_shape):
-        raise ValueError(f"{name} must have shape {expected}, got {list(array.shape)}")
-    if array.dtype != np.float32:
-        raise TypeError(f"{name} must be float32, got {array.dtype}; convert with {name}.astype(np.float32)")
-    if array.shape[0] < 1:
-        raise ValueError(f"{name} has an empty batch (B=0); pass at least one window")
-    if not np.isfinite(array).all():  # NaN in would come out as NaN and be blamed on the engine
-        raise ValueError(f"{name} contains NaN or Inf values; check the preprocessing of this window")
-    return np.ascontiguousarray(array)
-
-
-def check_inputs(
-    audio: Any, video: Any, window_shapes: Mapping[str, Sequence[int]]
-) -> tuple[Modality, dict[str, np.ndarray], int]:
-    """Validate inputs before anything touches the GPU: -> (modality, named C-contiguous arrays, batch).
-
-    Each given input must be a finite float32 numpy array [B, *window_shape] with B >= 1, and
-    audio and video must hold the same number of windows.
-    """
-    modality = Modality.of(audio, video)
-    given = {"audio": audio, "video": video}
-    inputs = {name: _check_one_input(name, given[name], window_shapes[name]) for name in MODE_INPUTS[modality]}
-    batches = {name: array.shape[0] for name, array in inputs.items()}
-    if len(set(batches.values())) > 1:
-        raise ValueError(f"audio and video must hold the same number of windows, got {batches}")
-    return modality, inputs, next(iter(batches.values()))
-
-
 def batch_chunks(batch: int, max_batch: int) -> list[slice]:
     """Row ranges of at most max_batch: larger batches run as several engine calls."""
     if batch < 1 or max_batch < 1:
@@ -153,15 +125,10 @@ def batch_chunks(batch: int, max_batch: int) -> list[slice]:
     return [slice(start, min(start + max_batch, batch)) for start in range(0, batch, max_batch)]
 
 
-def check_finite(outputs: Mapping[str, np.ndarray], where: str) -> None:
-    """Raise when any output holds NaN or Inf (fp16 overflow, a broken plan ...)."""
-    bad = {name: int((~np.isfinite(values)).sum()) for name, values in outputs.items()}
-    bad = {name: count for name, count in bad.items() if count}
-    if bad:
-        raise NonFiniteOutputError(
-            f"{where} produced NaN/Inf in {', '.join(f'{n} ({c} values)' for n, c in bad.items())}; "
-            "with precision='fp16' this is usually an fp16 overflow: try TensorRTConfig(precision='fp32')"
-        )
+def check_fp16_finite(outputs: Mapping[str, np.ndarray], where: str) -> None:
+    """Non-finite outputs from a plan: with fp16 that is usually an overflow, so say so."""
+    check_finite(outputs, where, hint="with precision='fp16' this is usually an fp16 overflow: "
+                                      "try TensorRTConfig(precision='fp32')")
 
 
 def profile_shapes(
@@ -562,7 +529,7 @@ class TensorRTBackend:
             for rows in batch_chunks(batch, self.config.max_batch):
                 pieces.append(runner.run({name: array[rows] for name, array in inputs.items()}))
         outputs = {name: np.concatenate([piece[name] for piece in pieces]) for name in self.outputs}
-        check_finite(outputs, f"TensorRT {modality.value} engine")
+        check_fp16_finite(outputs, f"TensorRT {modality.value} engine")
         return BackendOutput(embedding=outputs["embedding"], heads={name: outputs[name] for name in self.outputs[1:]})
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ from socialmae_rt.engines.tensorrt_backend import (
     batch_chunks,
     build_engines,
     check_finite,
+    check_fp16_finite,
     check_inputs,
     create_tensorrt_backend,
     describe_parse_failure,
@@ -395,7 +396,7 @@ def test_non_finite_outputs_raise():
     check_finite({"embedding": np.ones((2, 4), np.float32)}, "engine")
     bad = {"embedding": np.ones((2, 4), np.float32), "emotion": np.array([[np.nan, np.inf, 1.0]], np.float32)}
     with pytest.raises(NonFiniteOutputError, match=r"emotion \(2 values\).*precision='fp32'"):
-        check_finite(bad, "TensorRT audio engine")
+        check_fp16_finite(bad, "TensorRT audio engine")
 
 
 def onnx_input_shapes(path) -> dict[str, list[int]]:
