@@ -88,16 +88,17 @@ def peak_rss_mb(name: str, size: str, cache_dir: str | None, threads: int | None
 
     Measured in a child process so that memory other backends held or freed does not blur it.
     """
+    # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss across fork+exec.
     code = (
-        "import json, resource, sys, logging; logging.disable(logging.WARNING);"
+        "import logging; logging.disable(logging.WARNING);"
         "from socialmae_rt.engines.bench import _one_window;"
         f"_one_window({name!r}, {size!r}, {cache_dir!r}, {threads!r});"
-        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise RuntimeError(f"peak-memory child for {name} ({size}) failed: {result.stderr[-500:]}")
-    return int(result.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return int(result.stdout.strip().splitlines()[-1]) / 1024  # VmHWM is in kB
 
 
 def _one_window(name: str, size: str, cache_dir: str | None, threads: int | None) -> None:

@@ -132,6 +132,7 @@ def export_onnx(
     model = model.eval()
     config = model.config
     outputs = ["embedding", *config.head_sizes]
+    fingerprint = weights_fingerprint(model)
     example = {name: torch.from_numpy(x) for name, x in example_inputs(config, batch=1).items()}
     graphs: dict[str, Any] = {}
     for modality, input_names in MODE_INPUTS.items():
@@ -152,6 +153,9 @@ def export_onnx(
                 output_names=outputs,
                 dynamic_axes=dynamic,
             )
+        stamp_metadata(path, {"model": config.to_dict(), "preprocess": (preprocess or PreprocessConfig()).to_dict(),
+                              "modality": modality.value, "outputs": outputs, "weights_sha256": fingerprint,
+                              "source": source})
         graphs[modality.value] = {"file": path.name, "inputs": list(input_names), "sha256": sha256_file(path),
                                   "export_s": round(time.perf_counter() - started, 2)}
         log.info("exported %s in %.1f s", path, graphs[modality.value]["export_s"])
@@ -163,7 +167,7 @@ def export_onnx(
         "input_shapes": {k: list(v) for k, v in input_shapes(config).items()},
         "graphs": graphs,
         "opset": opset,
-        "weights_sha256": weights_fingerprint(model),
+        "weights_sha256": fingerprint,
         "source": source,
         "torch": torch.__version__,
     }
@@ -172,6 +176,17 @@ def export_onnx(
         manifest["verification"] = verify_export(export, model)
     write_manifest(export)
     return export
+
+
+def stamp_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Record config, preprocessing and the weights hash inside the .onnx file itself
+    (metadata_props key "socialmae_rt"), so a graph copied on its own still says what it is."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = "socialmae_rt", json.dumps(metadata, sort_keys=True)
+    onnx.save(graph, str(path))
 
 
 def write_manifest(export: OnnxExport) -> None:

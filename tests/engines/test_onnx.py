@@ -53,6 +53,12 @@ def test_export_writes_three_verified_graphs(export):
         assert all(v["max_abs"] <= EXPORT_ATOL for v in manifest["verification"][mode].values())
         assert manifest["int8_accuracy"][mode]["embedding"]["min_cosine"] >= INT8_MIN_COSINE
     assert load_export(export.directory).manifest["weights_sha256"] == manifest["weights_sha256"]
+    import onnxruntime as ort
+
+    stamped = ort.InferenceSession(str(export.directory / "video.onnx")).get_modelmeta().custom_metadata_map
+    inside = json.loads(stamped["socialmae_rt"])
+    assert inside["modality"] == "video" and inside["model"] == TINY.to_dict()
+    assert inside["weights_sha256"] == manifest["weights_sha256"] and inside["preprocess"]["video"]["channel_order"] == "BGR"
 
 
 @pytest.mark.parametrize("batch", [1, 3])
