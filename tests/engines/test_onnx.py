@@ -100,6 +100,8 @@ def test_bad_inputs_are_refused_before_the_runtime(export):
         backend.infer(np.full_like(audio, np.nan))
     with pytest.raises(ValueError, match="got neither"):
         backend.infer()
+    with pytest.raises(ValueError, match=r"graph_optimization must be one of \['all', 'basic', 'extended'\]"):
+        OrtBackend(export, "fp32", graph_optimization="max")
 
 
 def test_nan_outputs_raise_instead_of_passing_through(tmp_path):
