@@ -55,7 +55,7 @@ def _torch(precision: str) -> Callable[..., Backend]:
 
 
 def _ort(variant: str) -> Callable[..., Backend]:
-    def make(weights, config, *, cache_dir=None, threads=None, providers=None, graph_optimization="extended", seed=0):
+    def make(weights, config, *, cache_dir=None, threads=None, providers=None, graph_optimization="all", seed=0):
         from .ort_backend import OrtBackend
 
         export = prepare_export(weights, config, int8=variant == "int8", cache_dir=cache_dir, seed=seed)
