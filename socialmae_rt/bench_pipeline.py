@@ -16,7 +16,6 @@ import platform
 import resource
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 from socialmae_rt.buffer import AVRingBuffer
 from socialmae_rt.features import audio_to_model_input, frames_to_model_input
 from socialmae_rt.messages import VideoFrame
+from socialmae_rt.sinks import MemorySink
 
 
 def _stats(samples_ms: list[float]) -> dict[str, float]:
@@ -95,23 +95,6 @@ def bench_preprocess(repeats: int = 30) -> dict[str, Any]:
     return {"fbank": _stats(audio_ms), "video": _stats(video_ms), "total": _stats(both)}
 
 
-@dataclass
-class _Collect:
-    records: list = field(default_factory=list)
-
-    def write_result(self, result) -> None:
-        self.records.append(result)
-
-    def write_event(self, event) -> None:
-        pass
-
-    def write_status(self, status) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _pipeline(model: str, sinks: list):
     from socialmae_rt.runner import RunOptions, build_pipeline
 
@@ -122,14 +105,14 @@ def bench_overhead(source_path: str, model: str) -> dict[str, Any]:
     """Offline run of the whole file: time per window around inference vs inference itself."""
     from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
 
-    collect = _Collect()
+    collect = MemorySink()
     pipeline = _pipeline(model, [collect])
     pipeline.run_offline(MediaFileSource(MediaFileConfig(source_path)))
-    inference = np.array([r.latency.inference_ms for r in collect.records])
-    total = np.array([r.latency.total_ms for r in collect.records])
-    preprocess = np.array([r.latency.preprocess_ms for r in collect.records])
+    inference = np.array([r.latency.inference_ms for r in collect.results])
+    total = np.array([r.latency.total_ms for r in collect.results])
+    preprocess = np.array([r.latency.preprocess_ms for r in collect.results])
     return {
-        "model": model, "windows": len(collect.records),
+        "model": model, "windows": len(collect.results),
         "inference_ms_mean": float(inference.mean()), "window_ms_mean": float(total.mean()),
         "preprocess_ms_mean": float(preprocess.mean()),
         "overhead_pct": float(100.0 * (total.sum() - inference.sum()) / inference.sum()),
@@ -140,7 +123,7 @@ def bench_soak(source_path: str, model: str, minutes: float) -> dict[str, Any]:
     """The file looped in real time for `minutes`: output rate, skips and RSS over the run."""
     from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
 
-    collect = _Collect()
+    collect = MemorySink()
     pipeline = _pipeline(model, [collect])
     source = MediaFileSource(MediaFileConfig(source_path, realtime=True, loop=True))
     rss_samples: list[tuple[float, float]] = []
@@ -158,7 +141,7 @@ def bench_soak(source_path: str, model: str, minutes: float) -> dict[str, Any]:
     pipeline.run_live([source], stop, max_seconds=minutes * 60.0)
     stop.set()
     elapsed = time.monotonic() - started
-    inference = np.array([r.latency.inference_ms for r in collect.records])
+    inference = np.array([r.latency.inference_ms for r in collect.results])
     windows = pipeline.scheduler.windows
     # The first minute holds model warm-up and allocator growth; compare steady state after it.
     steady = [mb for t, mb in rss_samples if t >= 60.0]

@@ -22,6 +22,28 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class MemorySink:
+    """Keeps records in lists: for embedding the pipeline in a program, for benchmarks and tests.
+    Unbounded by design; a long-running program should drain `results` as it goes."""
+
+    def __init__(self) -> None:
+        self.results: list[SocialPerception] = []
+        self.events: list[LaughterEvent] = []
+        self.statuses: list[dict[str, Any]] = []
+
+    def write_result(self, result: SocialPerception) -> None:
+        self.results.append(result)
+
+    def write_event(self, event: LaughterEvent) -> None:
+        self.events.append(event)
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        self.statuses.append(status)
+
+    def close(self) -> None:
+        pass
+
+
 class JsonlSink:
     """One JSON object per line: results, events and (optionally) status records, flushed per line."""
 

@@ -24,7 +24,7 @@ from socialmae_rt.messages import NS_PER_SECOND, seconds_to_ns
 from socialmae_rt.model import SocialMAEConfig
 from socialmae_rt.pipeline import Pipeline, PipelineConfig
 from socialmae_rt.results import RESULT_SCHEMA
-from socialmae_rt.sinks import JsonlSink
+from socialmae_rt.sinks import JsonlSink, MemorySink
 
 TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1, "personality": 5})
 FPS = 10
@@ -90,22 +90,6 @@ def make_pipeline(detector, sinks=(), backend=None, **config):
     return Pipeline(backend, FaceTracker(detector, TrackerConfig()), list(sinks), PipelineConfig(**config))
 
 
-class CollectSink(list):
-    """Keeps result records in memory (a real sink: the pipeline calls it like any other)."""
-
-    def write_result(self, result) -> None:
-        self.append(result)
-
-    def write_event(self, event) -> None:
-        pass
-
-    def write_status(self, status) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -136,8 +120,9 @@ def test_offline_file_gives_every_window_and_switches_to_audio_when_the_face_lea
 
 def test_video_only_after_the_audio_track_ends(tmp_path, detector, face_photo):
     clip = write_clip(tmp_path / "mute.mp4", 7.5, lambda t: 1, audio_seconds=5.0, photo=face_photo)
-    records = CollectSink()
-    pipeline = make_pipeline(detector, [records])
+    sink = MemorySink()
+    records = sink.results
+    pipeline = make_pipeline(detector, [sink])
     pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
     by_end = {r.window_end_ns / NS_PER_SECOND: r.modality for r in records}
     assert by_end[4.0] == by_end[4.5] == by_end[5.0] == "audiovisual"
@@ -147,8 +132,9 @@ def test_video_only_after_the_audio_track_ends(tmp_path, detector, face_photo):
 
 def test_two_faces_share_one_batched_pass_with_stable_ids(tmp_path, detector, face_photo):
     clip = write_clip(tmp_path / "two.mp4", 6.0, lambda t: 2, 6.0, face_photo, width=330)
-    records = CollectSink()
-    pipeline = make_pipeline(detector, [records])
+    sink = MemorySink()
+    records = sink.results
+    pipeline = make_pipeline(detector, [sink])
     pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
     windows: dict[int, list] = {}
     for r in records:
@@ -191,8 +177,9 @@ class SlowBackend:
 def test_live_run_skips_to_the_newest_window_when_inference_is_slow(tmp_path, detector, face_photo):
     clip = write_clip(tmp_path / "live.mp4", 8.0, lambda t: 1, 8.0, face_photo)
     backend = SlowBackend(delay_s=1.2)
-    records = CollectSink()
-    pipeline = make_pipeline(detector, [records], backend=backend)
+    sink = MemorySink()
+    records = sink.results
+    pipeline = make_pipeline(detector, [sink], backend=backend)
     source = MediaFileSource(MediaFileConfig(str(clip), realtime=True))
     started = time.monotonic()
     pipeline.run_live([source])
@@ -231,8 +218,9 @@ def test_cli_run_writes_well_formed_jsonl(tmp_path, face_photo):
 def test_live_audio_source_ending_mid_run_switches_to_video_only_and_says_why(tmp_path, detector, face_photo):
     video = write_clip(tmp_path / "cam.mp4", 8.0, lambda t: 1, None, face_photo)
     audio = write_clip(tmp_path / "mic.wav", 0, lambda t: 0, 5.5, face_photo, with_video=False)
-    records = CollectSink()
-    pipeline = make_pipeline(detector, [records])
+    sink = MemorySink()
+    records = sink.results
+    pipeline = make_pipeline(detector, [sink])
     sources = [MediaFileSource(MediaFileConfig(str(video), realtime=True)),
                MediaFileSource(MediaFileConfig(str(audio), realtime=True))]
     pipeline.run_live(sources)
@@ -252,11 +240,11 @@ def test_pipeline_runs_any_backend_by_name_and_agrees_with_torch(tmp_path, detec
     clip = write_clip(tmp_path / "b.mp4", 5.0, lambda t: 1, 5.0, face_photo)
     outputs = {}
     for backend_name in ("torch", name):
-        records = CollectSink()
+        sink = MemorySink()
         backend = create_backend(backend_name, None, TINY, **({} if backend_name.startswith("torch") else
                                                                 {"cache_dir": tmp_path / "cache"}))
-        make_pipeline(detector, [records], backend=backend).run_offline(MediaFileSource(MediaFileConfig(str(clip))))
-        outputs[backend_name] = records
+        make_pipeline(detector, [sink], backend=backend).run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+        outputs[backend_name] = sink.results
     assert [r.window_end_ns for r in outputs[name]] == [r.window_end_ns for r in outputs["torch"]]
     for ours, reference in zip(outputs[name], outputs["torch"]):
         assert ours.modality == reference.modality == "audiovisual"

@@ -57,3 +57,16 @@ def test_console_line_and_status_changes_only():
 def test_status_summary_without_sources():
     assert status_summary({"expect": {"video": False, "audio": False, "why": "end of file"}}) == (
         "no sources | expecting no live stream: end of file")
+
+
+def test_memory_sink_keeps_everything_in_order():
+    from socialmae_rt.sinks import MemorySink
+
+    sink = MemorySink()
+    first, second = result(face_id=1), result(face_id=2)
+    sink.write_result(first)
+    sink.write_result(second)
+    sink.write_event(LaughterEvent(LaughterEventKind.OFFSET, 2, 11 * NS, 11 * NS, 0.3))
+    sink.write_status(status())
+    assert sink.results == [first, second] and sink.events[0].kind is LaughterEventKind.OFFSET
+    assert sink.statuses[0]["expect"]["audio"] is True
