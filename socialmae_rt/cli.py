@@ -60,16 +60,11 @@ def _run(args: argparse.Namespace) -> int:
     """Stream a camera (+ microphone) or a media file through the model; print and/or write JSONL."""
     import logging
 
-    from socialmae_rt.messages import SourceError
     from socialmae_rt.runner import RunOptions, run
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = RunOptions(**{k: v for k, v in vars(args).items() if k not in ("command", "handler")})
-    try:
-        run(options)
-    except SourceError as err:
-        print(f"socialmae-rt run: error: {err}", file=sys.stderr)
-        return 2
+    run(options)
     return 0
 
 
@@ -223,10 +218,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (FileNotFoundError, ValueError, TypeError) as err:
-        # Expected user errors: one clear line, no traceback.
-        print(f"socialmae-rt {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
+        return _one_line(args.command, err)  # bad input, missing library (with its install hint)
+    except RuntimeError as err:
+        if type(err).__module__.startswith("socialmae_rt"):  # ours: SourceError, ExportError, ...
+            return _one_line(args.command, err)
+        raise  # anything else is a bug and keeps its traceback
+
+
+def _one_line(command: str, err: Exception) -> int:
+    """Expected failures: one clear line naming what went wrong, no traceback, exit code 2."""
+    print(f"socialmae-rt {command}: error: {err}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

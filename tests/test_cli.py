@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
+import numpy as np
 import torch
 
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, save_checkpoint
@@ -44,3 +46,24 @@ def test_bad_checkpoint_is_one_clear_line(tmp_path):
     assert "Traceback" not in result.stderr
     missing = run_cli("info", "--weights", str(tmp_path / "nope.pth"))
     assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
+
+
+def test_our_runtime_errors_are_one_line_too(tmp_path):
+    result = run_cli("run", "--source", "7", "--mic", "none")  # no camera 7 here: SourceError
+    assert result.returncode == 2
+    assert "socialmae-rt run: error: no source could be opened: camera 7" in result.stderr
+    assert "Traceback" not in result.stderr
+    broken = tmp_path / "export"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    clip = tmp_path / "one_second.wav"
+    with av.open(str(clip), "w") as container:  # a real file, so the run gets as far as the backend
+        stream = container.add_stream("pcm_s16le", rate=16000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    result = run_cli("run", "--source", str(clip), "--backend", "ort", "--weights", str(broken))
+    assert result.returncode == 2, result.stderr[-1000:]
+    assert "manifest.json is not valid JSON" in result.stderr and "Traceback" not in result.stderr
