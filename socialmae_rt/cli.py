@@ -99,6 +99,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no per-window line")
     p.add_argument("--embedding", action="store_true", help="include the pooled embedding in records")
     p.add_argument("--status", action="store_true", help="also write status records (1 Hz) into the JSONL")
+    p.add_argument("--zmq", default=d.zmq, help="publish records on this ZeroMQ PUB endpoint "
+                   "(e.g. tcp://127.0.0.1:5556; multipart [topic, JSON])")
+    p.add_argument("--zmq-curve-key", default=d.zmq_curve_key,
+                   help="CURVE secret certificate (zmq.auth.create_certificates) to encrypt the ZeroMQ stream")
     p.set_defaults(handler=_run)
 
 

@@ -45,6 +45,8 @@ class RunOptions:
     quiet: bool = False  # no per-window line
     embedding: bool = False  # include the pooled embedding in records
     status: bool = False  # write status records into the JSONL too
+    zmq: str | None = None  # publish records on this ZeroMQ PUB endpoint, e.g. tcp://127.0.0.1:5556
+    zmq_curve_key: str | None = None  # CURVE secret certificate: encrypt the ZeroMQ stream
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
     def __post_init__(self) -> None:
@@ -141,6 +143,14 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
         sinks.append(ConsoleSink(out, origin_ns=0 if offline else None, duration_s=duration))
     if options.output:
         sinks.append(JsonlSink(options.output, include_embedding=options.embedding, include_status=options.status))
+    if options.zmq:
+        from socialmae_rt.nodes.zmq_publisher import ZmqConfig, ZmqSink
+
+        publisher = ZmqSink(ZmqConfig(endpoint=options.zmq, curve_secret_key_file=options.zmq_curve_key,
+                                      include_embedding=options.embedding))
+        out.write(f"socialmae-rt: publishing on ZeroMQ {publisher.endpoint} (topics results, laughter_onset, "
+                  "laughter_offset, status)\n")
+        sinks.append(publisher)
     pipeline = build_pipeline(options, sinks)
     info = pipeline.backend.info
     out.write(
