@@ -95,9 +95,7 @@ class LaughterStateMachine:
     """
 
     def __init__(self, config: PostprocessConfig, face_id: int | None = None) -> None:
-        self.on, self.off = config.laughter_on, config.laughter_off
-        self.min_duration_ns = seconds_to_ns(config.laughter_min_duration_s)
-        self.refractory_ns = seconds_to_ns(config.laughter_refractory_s)
+        self.config = config  # read at every update, so threshold changes apply at run time
         self.face_id = face_id
         self.reset()
 
@@ -111,22 +109,23 @@ class LaughterStateMachine:
         return self.state is LaughterState.LAUGHING
 
     def update(self, probability: float, time_ns: int) -> list[LaughterEvent]:
+        on, off = self.config.laughter_on, self.config.laughter_off
         if self.state is LaughterState.REFRACTORY and time_ns >= self.refractory_until_ns:
             self.state = LaughterState.IDLE
         if self.state is LaughterState.LAUGHING:
-            if probability < self.off:
+            if probability < off:
                 self.state = LaughterState.REFRACTORY
-                self.refractory_until_ns = time_ns + self.refractory_ns
+                self.refractory_until_ns = time_ns + seconds_to_ns(self.config.laughter_refractory_s)
                 return [LaughterEvent(LaughterEventKind.OFFSET, self.face_id, time_ns, time_ns, probability)]
             return []
         if self.state is LaughterState.REFRACTORY:
             return []
-        if probability < self.on:
+        if probability < on:
             self.state, self.run_start_ns = LaughterState.IDLE, None
             return []
         if self.state is LaughterState.IDLE:
             self.state, self.run_start_ns = LaughterState.PENDING, time_ns
-        if time_ns - self.run_start_ns >= self.min_duration_ns:
+        if time_ns - self.run_start_ns >= seconds_to_ns(self.config.laughter_min_duration_s):
             self.state = LaughterState.LAUGHING
             return [LaughterEvent(LaughterEventKind.ONSET, self.face_id, self.run_start_ns, time_ns, probability)]
         return []

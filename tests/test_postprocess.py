@@ -111,3 +111,11 @@ def test_head_checks():
 def test_config_validation(fields, message):
     with pytest.raises(ValueError, match=message):
         PostprocessConfig(**fields)
+
+
+def test_threshold_changes_apply_to_a_running_state_machine():
+    cfg = PostprocessConfig(laughter_on=0.6, laughter_off=0.4, laughter_min_duration_s=0.0)
+    machine = LaughterStateMachine(cfg)
+    assert run(machine, [0.55]) == []
+    cfg.laughter_on = 0.5  # e.g. a ROS parameter set at run time
+    assert [e.kind for e in run(machine, [0.55], start=4.5)] == [LaughterEventKind.ONSET]
