@@ -132,10 +132,22 @@ def build_pipeline(options: RunOptions, sinks: list) -> Pipeline:
     return Pipeline(backend, tracker, sinks, config)
 
 
+def runs_offline(options: RunOptions, sources: list) -> bool:
+    """A single file, not paced: every window in order, as fast as the backend goes."""
+    return len(sources) == 1 and not options.realtime and not is_camera(options.source)
+
+
+def run_pipeline(pipeline: Pipeline, options: RunOptions, sources: list, stop: threading.Event) -> None:
+    if runs_offline(options, sources):
+        pipeline.run_offline(sources[0], stop)
+    else:
+        pipeline.run_live(sources, stop, max_seconds=options.duration)
+
+
 def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Run to the end of the source (or `duration`, or Ctrl-C); returns the final status."""
     sources = open_sources(build_sources(options))
-    offline = len(sources) == 1 and not options.realtime and not is_camera(options.source)
+    offline = runs_offline(options, sources)
     sinks: list = []
     if not options.quiet:
         # Offline files are stamped from 0; live stamps are monotonic, so the line counts from the first.
@@ -162,10 +174,7 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if in_main else None
     try:
-        if offline:
-            pipeline.run_offline(sources[0], stop)
-        else:
-            pipeline.run_live(sources, stop, max_seconds=options.duration)
+        run_pipeline(pipeline, options, sources, stop)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,111 @@
+"""The social_perception node with real rclpy on an isolated domain, fed a real media file."""
+
+import json
+import random
+import time
+
+import av
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Float32, Float32MultiArray, Header, String
+
+from socialmae_rt.nodes.social_perception import SocialPerceptionNode, run_option_parameters
+
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture
+def context(monkeypatch):
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx, domain_id=random.randint(1, 200))
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+def write_tone(path, seconds):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=16000)
+        stream.layout = "mono"
+        n = int(seconds * 16000)
+        tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(n) / 16000)).astype(np.int16)[None]
+        frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return path
+
+
+def spin_until(executor, condition, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        executor.spin_once(timeout_sec=0.05)
+
+
+def test_parameters_mirror_the_run_flags():
+    names = {name for name, _, _ in run_option_parameters()}
+    assert {"source", "mic", "weights", "model", "backend", "hop", "realtime", "zmq", "max_faces"} <= names
+    assert "quiet" not in names
+
+
+def test_node_publishes_every_topic_and_takes_runtime_parameters(context, tmp_path):
+    clip = write_tone(tmp_path / "tone.wav", 7.0)
+    probe = rclpy.create_node("probe", context=context)
+    got = {name: [] for name in ("results", "emotion", "laughter", "laughter_onset", "personality", "diagnostics")}
+    for name, kind in (("results", String), ("emotion", Float32MultiArray), ("laughter", Float32),
+                       ("laughter_onset", Header), ("personality", Float32MultiArray)):
+        probe.create_subscription(kind, f"/social_perception/{name}", got[name].append, RELIABLE)
+    probe.create_subscription(DiagnosticArray, "/diagnostics", got["diagnostics"].append, 10)
+    node = SocialPerceptionNode(context=context, parameter_overrides=[
+        Parameter("source", value=str(clip)), Parameter("model", value="tiny"), Parameter("hop", value=1.0),
+        Parameter("realtime", value=True),  # paced, so the probe is listening before windows come
+        Parameter("laughter_on", value=0.01), Parameter("laughter_off", value=0.005),
+        Parameter("laughter_min_duration_s", value=0.0),
+    ])
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(probe)
+    try:
+        spin_until(executor, lambda: len(got["results"]) >= 3 and got["diagnostics"] and got["laughter_onset"], 60)
+        records = [json.loads(m.data) for m in got["results"]]
+        assert all(r["schema"] == "socialmae_rt.result/1" and r["modality"] == "audio" and r["face_id"] is None
+                   for r in records)
+        ends = [r["window_end_ns"] for r in records]
+        assert np.allclose(np.diff(ends), 1e9, atol=1e6)  # the 1 s hop on the capture clock
+        emotion = got["emotion"][0]
+        assert emotion.layout.dim[0].label == "anger,disgust,fear,happy,neutral,sad"
+        assert emotion.layout.dim[1].label == "face_id=none"
+        assert len(emotion.data) == 6 and abs(sum(emotion.data) - 1.0) < 1e-4
+        assert 0.0 <= got["laughter"][0].data <= 1.0
+        personality = got["personality"][0]
+        assert personality.layout.dim[0].label == "openness,conscientiousness,extraversion,agreeableness,neuroticism"
+        onset = got["laughter_onset"][0]
+        onset_ns = onset.stamp.sec * 1_000_000_000 + onset.stamp.nanosec
+        assert onset.frame_id == "none" and onset_ns == ends[0]  # stamped with the window, not now()
+        status = got["diagnostics"][-1].status[0]
+        assert status.name == "social_perception: pipeline"
+        assert {kv.key for kv in status.values} >= {"backend", "windows_per_s", "skipped_windows", "latency_ms_p95"}
+        # Run-time parameters: postprocessing changes apply, the rest is refused with a reason.
+        # set_parameters applies one at a time: on=0.3 is valid alone, then off=0.5 > on is refused.
+        first, second = node.set_parameters([Parameter("laughter_on", value=0.3), Parameter("laughter_off", value=0.5)])
+        assert first.successful and not second.successful and "laughter_off <= laughter_on" in second.reason
+        assert (node.pipeline.postprocessor.config.laughter_on, node.pipeline.postprocessor.config.laughter_off) == (0.3, 0.005)
+        atomic = node.set_parameters_atomically([Parameter("laughter_on", value=0.2), Parameter("laughter_off", value=0.9)])
+        assert not atomic.successful and node.pipeline.postprocessor.config.laughter_on == 0.3
+        fixed = node.set_parameters([Parameter("hop", value=0.25)])[0]
+        assert not fixed.successful and "hop is fixed once the node runs" in fixed.reason
+        assert node.set_parameters([Parameter("emotion_smoothing", value=0.1)])[0].successful
+        assert node.pipeline.postprocessor.config.emotion_smoothing == 0.1
+    finally:
+        executor.shutdown()
+        started = time.monotonic()
+        node.shutdown()
+        assert time.monotonic() - started < 5.0 and not node.worker.is_alive()
+        node.destroy_node()
+        probe.destroy_node()
