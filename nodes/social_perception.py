@@ -39,7 +39,7 @@ from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension
 from socialmae_rt.messages import NS_PER_SECOND, SourceError
 from socialmae_rt.postprocess import PERSONALITY_TRAITS, LaughterEvent, LaughterEventKind, PostprocessConfig
 from socialmae_rt.results import SocialPerception
-from socialmae_rt.runner import RunOptions, build_pipeline, build_sources, open_sources, run_pipeline
+from socialmae_rt.runner import RunOptions, build_pipeline, build_sources, open_sources, output_sinks, run_pipeline
 
 NODE_NAME = "social_perception"
 # RunOptions fields that mean nothing for a node (console output).
@@ -125,8 +125,8 @@ class SocialPerceptionNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stop = threading.Event()
         self.sources = open_sources(build_sources(self.options))
-        sinks = [RosSink(self, self.options.embedding)]
-        self.pipeline = build_pipeline(self.options, sinks)
+        self.sinks = [RosSink(self, self.options.embedding), *output_sinks(self.options)]
+        self.pipeline = build_pipeline(self.options, self.sinks)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
         self.worker = threading.Thread(target=self._run, name="social-perception-pipeline", daemon=True)
@@ -200,6 +200,8 @@ class SocialPerceptionNode(Node):
         for source in self.sources:
             source.close()
         self.worker.join(timeout=5.0)
+        for sink in self.sinks:
+            sink.close()
 
 
 def main(argv: list[str] | None = None) -> int:

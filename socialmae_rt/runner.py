@@ -132,6 +132,22 @@ def build_pipeline(options: RunOptions, sinks: list) -> Pipeline:
     return Pipeline(backend, tracker, sinks, config)
 
 
+def output_sinks(options: RunOptions, out: TextIO = sys.stdout) -> list:
+    """The JSONL file and the ZeroMQ publisher, when asked for (the CLI and the ROS node alike)."""
+    sinks: list = []
+    if options.output:
+        sinks.append(JsonlSink(options.output, include_embedding=options.embedding, include_status=options.status))
+    if options.zmq:
+        from socialmae_rt.nodes.zmq_publisher import ZmqConfig, ZmqSink
+
+        publisher = ZmqSink(ZmqConfig(endpoint=options.zmq, curve_secret_key_file=options.zmq_curve_key,
+                                      include_embedding=options.embedding))
+        out.write(f"socialmae-rt: publishing on ZeroMQ {publisher.endpoint} (topics results, laughter_onset, "
+                  "laughter_offset, status)\n")
+        sinks.append(publisher)
+    return sinks
+
+
 def runs_offline(options: RunOptions, sources: list) -> bool:
     """A single file, not paced: every window in order, as fast as the backend goes."""
     return len(sources) == 1 and not options.realtime and not is_camera(options.source)
@@ -153,16 +169,7 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
         # Offline files are stamped from 0; live stamps are monotonic, so the line counts from the first.
         duration = getattr(sources[0], "duration_s", None)
         sinks.append(ConsoleSink(out, origin_ns=0 if offline else None, duration_s=duration))
-    if options.output:
-        sinks.append(JsonlSink(options.output, include_embedding=options.embedding, include_status=options.status))
-    if options.zmq:
-        from socialmae_rt.nodes.zmq_publisher import ZmqConfig, ZmqSink
-
-        publisher = ZmqSink(ZmqConfig(endpoint=options.zmq, curve_secret_key_file=options.zmq_curve_key,
-                                      include_embedding=options.embedding))
-        out.write(f"socialmae-rt: publishing on ZeroMQ {publisher.endpoint} (topics results, laughter_onset, "
-                  "laughter_offset, status)\n")
-        sinks.append(publisher)
+    sinks += output_sinks(options, out)
     pipeline = build_pipeline(options, sinks)
     info = pipeline.backend.info
     out.write(

@@ -109,3 +109,59 @@ def test_node_publishes_every_topic_and_takes_runtime_parameters(context, tmp_pa
         assert time.monotonic() - started < 5.0 and not node.worker.is_alive()
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(context, tmp_path):
+    """The console script as a robot would start it; a real rclpy subscriber and a real ZeroMQ SUB."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import zmq
+
+    from socialmae_rt.nodes.zmq_subscriber import messages, subscribe
+
+    clip = write_tone(tmp_path / "tone.wav", 8.0)
+    with zmq.Context() as free_port_context:
+        probe_socket = free_port_context.socket(zmq.PUB)
+        port = probe_socket.bind_to_random_port("tcp://127.0.0.1")
+        probe_socket.close()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    sub = subscribe(endpoint, ["results"])
+    probe = rclpy.create_node("probe", context=context)
+    ros_records = []
+    probe.create_subscription(String, "/social_perception/results", lambda m: ros_records.append(json.loads(m.data)),
+                              RELIABLE)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(context.get_domain_id()), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    node = subprocess.Popen(
+        [str(Path(sys.executable).with_name("socialmae-rt-node")), "--ros-args",
+         "-p", f"source:={clip}", "-p", "model:=tiny", "-p", "hop:=1.0", "-p", "realtime:=true",
+         "-p", f"zmq:={endpoint}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    zmq_records = []
+    try:
+        deadline = time.monotonic() + 90
+        while len(ros_records) < 3 or len(zmq_records) < 3:
+            assert time.monotonic() < deadline and node.poll() is None, "node did not deliver"
+            executor.spin_once(timeout_sec=0.05)
+            zmq_records += [record for _, record in messages(sub, timeout_ms=10)]
+        started = time.monotonic()
+        node.send_signal(signal.SIGINT)
+        _, stderr = node.communicate(timeout=15)
+        stop_s = time.monotonic() - started
+    finally:
+        if node.poll() is None:
+            node.kill()
+        sub.close()
+        executor.shutdown()
+        probe.destroy_node()
+    assert node.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
+    assert stop_s < 2.0
+    common = min(len(ros_records), len(zmq_records))
+    assert ros_records[:common] == zmq_records[:common]  # one record, two transports
+    assert all(r["modality"] == "audio" for r in ros_records)
