@@ -18,13 +18,13 @@ import subprocess
 import sys
 from dataclasses import dataclass, fields
 
-import rclpy
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
+
+from .ros_process import run_node
 
 NS_PER_SECOND = 1_000_000_000
 SOUND_PLAYERS = ("paplay", "aplay")
@@ -114,26 +114,7 @@ class LaughResponder(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    # Our own executor, shut down explicitly: rclpy.spin's global one prints an error from its
-    # __del__ at exit after SIGINT.
-    executor = SingleThreadedExecutor()
-    node = None
-    try:
-        node = LaughResponder()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):  # SIGINT / SIGTERM
-        pass
-    except (ValueError, ParameterException) as err:  # an invalid parameter at start: one line, no traceback
-        print(f"laugh_responder: error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(LaughResponder, "laugh_responder", SingleThreadedExecutor, argv)
 
 
 if __name__ == "__main__":

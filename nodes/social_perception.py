@@ -26,11 +26,10 @@ import sys
 import threading
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterException, ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -40,6 +39,8 @@ from socialmae_rt.messages import NS_PER_SECOND, SourceError
 from socialmae_rt.postprocess import PERSONALITY_TRAITS, LaughterEvent, LaughterEventKind, PostprocessConfig
 from socialmae_rt.results import SocialPerception
 from socialmae_rt.runner import RunOptions, build_pipeline, build_sources, open_sources, output_sinks, run_pipeline
+
+from .ros_process import run_node
 
 NODE_NAME = "social_perception"
 # RunOptions fields that mean nothing for a node (console output).
@@ -123,7 +124,7 @@ class SocialPerceptionNode(Node):
                                    ParameterDescriptor(description="changes at run time"))
         self.options = self._options_from_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.stop = threading.Event()
+        self._stop_requested = threading.Event()
         self.sources = open_sources(build_sources(self.options))
         self.sinks = [RosSink(self, self.options.embedding), *output_sinks(self.options)]
         self.pipeline = build_pipeline(self.options, self.sinks)
@@ -166,7 +167,7 @@ class SocialPerceptionNode(Node):
 
     def _run(self) -> None:
         try:
-            run_pipeline(self.pipeline, self.options, self.sources, self.stop)
+            run_pipeline(self.pipeline, self.options, self.sources, self._stop_requested)
         except (SourceError, RuntimeError) as err:
             self.get_logger().error(f"pipeline stopped: {err}")
 
@@ -194,9 +195,9 @@ class SocialPerceptionNode(Node):
                                          values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])]
         self.diagnostics.publish(array)
 
-    def shutdown(self) -> None:
+    def stop(self) -> None:
         """Stop the pipeline thread and the sources; the node can then be destroyed."""
-        self.stop.set()
+        self._stop_requested.set()
         for source in self.sources:
             source.close()
         self.worker.join(timeout=5.0)
@@ -205,25 +206,8 @@ class SocialPerceptionNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    executor = MultiThreadedExecutor()
-    node = None
-    try:
-        node = SocialPerceptionNode()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):  # SIGINT / SIGTERM
-        pass
-    except (ValueError, ParameterException, SourceError, FileNotFoundError) as err:
-        print(f"{NODE_NAME}: error: {err}", file=sys.stderr)
-        return 2
-    finally:
-        executor.shutdown()
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SocialPerceptionNode, NODE_NAME, MultiThreadedExecutor, argv,
+                    start_errors=(SourceError, FileNotFoundError), stop=SocialPerceptionNode.stop)
 
 
 if __name__ == "__main__":

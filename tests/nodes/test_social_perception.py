@@ -105,7 +105,7 @@ def test_node_publishes_every_topic_and_takes_runtime_parameters(context, tmp_pa
     finally:
         executor.shutdown()
         started = time.monotonic()
-        node.shutdown()
+        node.stop()
         assert time.monotonic() - started < 5.0 and not node.worker.is_alive()
         node.destroy_node()
         probe.destroy_node()

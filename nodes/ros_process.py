@@ -1,0 +1,52 @@
+"""How every node of this package runs as a process: init, spin, clean stop on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.node import Node
+
+
+def run_node(
+    make_node: Callable[[], Node],
+    name: str,
+    executor_factory: Callable[[], Executor],
+    argv: list[str] | None = None,
+    start_errors: tuple[type[BaseException], ...] = (),
+    stop: Callable[[Node], None] | None = None,
+) -> int:
+    """Spin one node until SIGINT/SIGTERM; returns the exit code.
+
+    An invalid start (bad parameter, missing source: `start_errors`) prints one line and returns 2.
+    We own the executor and shut it down ourselves: rclpy.spin's global executor prints an error
+    from its __del__ at exit after SIGINT.
+    """
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    executor = executor_factory()
+    node = None
+    try:
+        node = make_node()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, ParameterException, *start_errors) as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError:
+        # A signal that arrives while the node is still starting shuts ROS down under it, and rcl
+        # then raises "context is not valid" instead of ExternalShutdownException: a stop as well.
+        if rclpy.ok():
+            raise
+    finally:
+        executor.shutdown()
+        if node is not None:
+            if stop is not None:
+                stop(node)
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
