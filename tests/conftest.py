@@ -217,3 +217,23 @@ def not_media_file(tmp_path) -> Path:
     path = tmp_path / "notes.mp4"
     path.write_text("these are meeting notes, not a video\n" * 50)
     return path
+
+
+def write_tone_wav(path: Path, seconds: float, rate: int = 16000, amplitude: int = 8000) -> Path:
+    """A mono 16-bit WAV of a 440 Hz tone, written by PyAV."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate)
+        stream.layout = "mono"
+        n = int(seconds * rate)
+        samples = (amplitude * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype(np.int16)[None]  # [1, N]
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture
+def tone_wav(tmp_path) -> Callable[..., Path]:
+    """Factory: tone_wav(seconds, amplitude=8000, name="tone.wav") -> path of a PyAV-written tone."""
+    return lambda seconds, amplitude=8000, name="tone.wav": write_tone_wav(tmp_path / name, seconds, amplitude=amplitude)

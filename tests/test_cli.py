@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
-import numpy as np
 import torch
 
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, save_checkpoint
@@ -48,7 +46,7 @@ def test_bad_checkpoint_is_one_clear_line(tmp_path):
     assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
 
 
-def test_our_runtime_errors_are_one_line_too(tmp_path):
+def test_our_runtime_errors_are_one_line_too(tmp_path, tone_wav):
     result = run_cli("run", "--source", "7", "--mic", "none")  # no camera 7 here: SourceError
     assert result.returncode == 2
     assert "socialmae-rt run: error: no source could be opened: camera 7" in result.stderr
@@ -56,14 +54,7 @@ def test_our_runtime_errors_are_one_line_too(tmp_path):
     broken = tmp_path / "export"
     broken.mkdir()
     (broken / "manifest.json").write_text("{not json")
-    clip = tmp_path / "one_second.wav"
-    with av.open(str(clip), "w") as container:  # a real file, so the run gets as far as the backend
-        stream = container.add_stream("pcm_s16le", rate=16000)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.int16), format="s16", layout="mono")
-        frame.sample_rate = 16000
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
+    clip = tone_wav(1.0, amplitude=0)  # a real file, so the run gets as far as the backend
     result = run_cli("run", "--source", str(clip), "--backend", "ort", "--weights", str(broken))
     assert result.returncode == 2, result.stderr[-1000:]
     assert "manifest.json is not valid JSON" in result.stderr and "Traceback" not in result.stderr

@@ -16,30 +16,13 @@ from socialmae_rt.nodes.laugh_responder import LaughResponder, LaughResponderCon
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
-@pytest.fixture
-def context(monkeypatch):
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx, domain_id=random.randint(1, 200))
-    yield ctx
-    rclpy.shutdown(context=ctx)
-
-
-def spin_until(executor, condition, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        executor.spin_once(timeout_sec=0.05)
-
-
 def onset(seconds: float, face: str) -> Header:
     header = Header(frame_id=face)
     header.stamp.sec, header.stamp.nanosec = int(seconds), int(round((seconds % 1) * 1e9))
     return header
 
 
-def test_commands_with_cooldown_and_runtime_parameters(context):
+def test_commands_with_cooldown_and_runtime_parameters(context, spin_until):
     responder = LaughResponder(context=context, parameter_overrides=[
         Parameter("cooldown_s", value=2.0), Parameter("command", value="giggle")])
     probe = rclpy.create_node("probe", context=context)

@@ -1,12 +1,9 @@
 """The social_perception node with real rclpy on an isolated domain, fed a real media file."""
 
 import json
-import random
 import time
 
-import av
 import numpy as np
-import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
@@ -19,43 +16,14 @@ from socialmae_rt.nodes.social_perception import SocialPerceptionNode, run_optio
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 
-@pytest.fixture
-def context(monkeypatch):
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx, domain_id=random.randint(1, 200))
-    yield ctx
-    rclpy.shutdown(context=ctx)
-
-
-def write_tone(path, seconds):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=16000)
-        stream.layout = "mono"
-        n = int(seconds * 16000)
-        tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(n) / 16000)).astype(np.int16)[None]
-        frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
-        frame.sample_rate = 16000
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
-    return path
-
-
-def spin_until(executor, condition, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        executor.spin_once(timeout_sec=0.05)
-
-
 def test_parameters_mirror_the_run_flags():
     names = {name for name, _, _ in run_option_parameters()}
     assert {"source", "mic", "weights", "model", "backend", "hop", "realtime", "zmq", "max_faces"} <= names
     assert "quiet" not in names
 
 
-def test_node_publishes_every_topic_and_takes_runtime_parameters(context, tmp_path):
-    clip = write_tone(tmp_path / "tone.wav", 7.0)
+def test_node_publishes_every_topic_and_takes_runtime_parameters(context, spin_until, tone_wav):
+    clip = tone_wav(7.0)
     probe = rclpy.create_node("probe", context=context)
     got = {name: [] for name in ("results", "emotion", "laughter", "laughter_onset", "personality", "diagnostics")}
     for name, kind in (("results", String), ("emotion", Float32MultiArray), ("laughter", Float32),
@@ -111,7 +79,7 @@ def test_node_publishes_every_topic_and_takes_runtime_parameters(context, tmp_pa
         probe.destroy_node()
 
 
-def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(context, tmp_path):
+def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(context, tone_wav):
     """The console script as a robot would start it; a real rclpy subscriber and a real ZeroMQ SUB."""
     import os
     import signal
@@ -123,7 +91,7 @@ def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(co
 
     from socialmae_rt.nodes.zmq_subscriber import messages, subscribe
 
-    clip = write_tone(tmp_path / "tone.wav", 8.0)
+    clip = tone_wav(8.0)
     with zmq.Context() as free_port_context:
         probe_socket = free_port_context.socket(zmq.PUB)
         port = probe_socket.bind_to_random_port("tcp://127.0.0.1")
