@@ -95,10 +95,15 @@ def cache_key(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def default_cache_dir() -> Path:
-    """$SOCIALMAE_RT_CACHE/trt when set, else ~/.cache/socialmae_rt/trt."""
+def cache_root() -> Path:
+    """Where exports and engines are cached: $SOCIALMAE_RT_CACHE when set, else ~/.cache/socialmae_rt."""
     root = os.environ.get(CACHE_ENV)
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "socialmae_rt") / "trt"
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "socialmae_rt"
+
+
+def default_cache_dir() -> Path:
+    """TensorRT plans: $SOCIALMAE_RT_CACHE/trt when set, else ~/.cache/socialmae_rt/trt."""
+    return cache_root() / "trt"
 
 
 def plan_path(cache_dir: str | Path, key: str) -> Path:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 from socialmae_rt.model.config import SocialMAEConfig
 
 from .base import Backend
+from .engine_cache import cache_root
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """Where exports and engines are cached: $SOCIALMAE_RT_CACHE, else ~/.cache/socialmae_rt."""
-    return Path(os.environ.get("SOCIALMAE_RT_CACHE") or Path.home() / ".cache" / "socialmae_rt")
 
 
 def prepare_export(weights: str | Path | None, config: SocialMAEConfig | None, *, int8: bool = False,
@@ -33,7 +28,7 @@ def prepare_export(weights: str | Path | None, config: SocialMAEConfig | None, *
             raise ExportError(f"{weights} has no int8 graphs; make them with `socialmae-rt export-onnx --int8`")
         return export
     model, preprocess = load_model(weights, config, seed)
-    directory = Path(cache_dir or default_cache_dir()) / "onnx" / weights_fingerprint(model)[:16]
+    directory = Path(cache_dir or cache_root()) / "onnx" / weights_fingerprint(model)[:16]
     try:
         export = load_export(directory)
     except ExportError as reason:
@@ -69,7 +64,7 @@ def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, thread
     from .tensorrt_backend import TensorRTConfig, create_tensorrt_backend
 
     export = prepare_export(weights, config, cache_dir=cache_dir, seed=seed)
-    trt_cache = str(Path(cache_dir or default_cache_dir()) / "trt")
+    trt_cache = str(Path(cache_dir or cache_root()) / "trt")
     return create_tensorrt_backend(export, TensorRTConfig(cache_dir=trt_cache, **options), on_status=on_status)
 
 
