@@ -2,8 +2,14 @@
 
 Parameters are the `socialmae-rt run` flags (RunOptions fields, underscores: `source`, `mic`,
 `weights`, `model`, `backend`, `hop`, `realtime`, `zmq`, ...) plus the postprocessing settings
-(PostprocessConfig: `laughter_on`, `emotion_smoothing`, ...), one source of defaults for both.
-Postprocessing parameters change at run time; the others are fixed once the node runs.
+(PostprocessConfig: `laughter_on`, `emotion_smoothing`, ...), one source of defaults for both,
+plus the ROS input settings (RosInputConfig, prefixed `input_`). Postprocessing parameters change
+at run time; the others are fixed once the node runs.
+
+Inputs: its own camera/microphone/file (`source:=0`, `source:=clip.mp4`), or ROS topics with
+`source:=ros`: `image` (sensor_msgs/Image) and `image/compressed` (CompressedImage) with the
+sensor-data QoS, and `audio` (see ros_inputs.py; `mic:=none` for video only). Remap them with
+`-r image:=/camera/image_raw -r audio:=/audio`.
 
 Outputs (node namespace, reliable, depth 10):
   ~/results         std_msgs/String            the JSON record (face id, window start/end, ...)
@@ -13,7 +19,12 @@ Outputs (node namespace, reliable, depth 10):
   ~/laughter_onset  std_msgs/Header            stamp = estimated onset (capture clock), frame_id = face id
   ~/personality     std_msgs/Float32MultiArray [O, C, E, A, N], labelled like ~/emotion
   ~/embedding       std_msgs/Float32MultiArray pooled encoder output (with `embedding:=true`)
-  /diagnostics      diagnostic_msgs/DiagnosticArray at 1 Hz
+  /diagnostics      diagnostic_msgs/DiagnosticArray at 1 Hz (WARN: a stream is missing or silent,
+                                               ERROR: no input at all)
+  /humans/faces/face<id>/expression  hri_msgs/Expression, when hri_msgs (ROS4HRI) is installed
+
+Stamps are the capture clock: header stamps of ROS inputs (ROS time), CLOCK_MONOTONIC for local
+devices and real-time files, media time for unpaced files.
 
 The pipeline runs in its own thread, off the executor: ROS callbacks never wait on inference.
 """
@@ -29,20 +40,24 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterUninitializedException
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension, MultiArrayLayout, String
 
-from socialmae_rt.messages import NS_PER_SECOND, SourceError
+from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState
 from socialmae_rt.postprocess import PERSONALITY_TRAITS, LaughterEvent, LaughterEventKind, PostprocessConfig
 from socialmae_rt.results import SocialPerception
-from socialmae_rt.runner import RunOptions, build_pipeline, build_sources, open_sources, output_sinks, run_pipeline
+from socialmae_rt.runner import NO_MIC, RunOptions, build_pipeline, build_sources, open_sources, output_sinks, run_pipeline
 
+from .ros_inputs import RosInputConfig, RosInputs
 from .ros_process import run_node
 
 NODE_NAME = "social_perception"
+ROS_INPUT = "ros"  # `source:=ros` / `mic:=ros`: read the ROS input topics
+INPUT_PREFIX = "input_"
 # RunOptions fields that mean nothing for a node (console output).
 CONSOLE_ONLY = ("quiet",)
 POSTPROCESS_PARAMETERS = tuple(f.name for f in dataclasses.fields(PostprocessConfig) if f.name != "emotion_labels")
@@ -60,6 +75,30 @@ def run_option_parameters() -> list[tuple[str, Any, Parameter.Type]]:
         base = field.type.replace(" | None", "")  # annotations are strings (postponed evaluation)
         declared.append((field.name, getattr(defaults, field.name), _TYPES[base]))
     return declared
+
+
+def parameter_names() -> list[str]:
+    """Every parameter the node declares (launch files and YAML configs may use only these)."""
+    names = [name for name, _, _ in run_option_parameters()] + list(POSTPROCESS_PARAMETERS)
+    return names + [INPUT_PREFIX + f.name for f in dataclasses.fields(RosInputConfig)]
+
+
+def ros_input_streams(options: RunOptions) -> tuple[bool, bool]:
+    """(video, audio) to take from ROS topics. ROS stamps (ROS time) and local devices
+    (CLOCK_MONOTONIC) cannot be aligned, so a run takes both from ROS or neither."""
+    video = options.source == ROS_INPUT
+    mic = (options.mic or "none").lower()
+    if video:
+        if mic in NO_MIC:
+            return True, False
+        if mic in ("default", ROS_INPUT):
+            return True, True
+        raise ValueError(f"mic:={options.mic} cannot go with source:=ros: use mic:=ros (the ROS audio topic) "
+                         "or mic:=none; a local microphone stamps on another clock than ROS messages")
+    if mic == ROS_INPUT:
+        raise ValueError("mic:=ros needs source:=ros (video from the ROS image topics as well); "
+                         f"source:={options.source} stamps on another clock than ROS messages")
+    return False, False
 
 
 def _stamp(header: Header, stamp_ns: int) -> None:
@@ -80,7 +119,9 @@ class RosSink:
 
     def __init__(self, node: Node, include_embedding: bool) -> None:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.node = node
         self.include_embedding = include_embedding
+        self.expressions = HriExpressions(node)
         self.results = node.create_publisher(String, "~/results", reliable)
         self.emotion = node.create_publisher(Float32MultiArray, "~/emotion", reliable)
         self.laughter = node.create_publisher(Float32, "~/laughter", reliable)
@@ -92,6 +133,7 @@ class RosSink:
         self.results.publish(String(data=json.dumps(result.to_json(self.include_embedding))))
         if result.emotion is not None:
             self.emotion.publish(labelled_array(result.emotion.values(), result.emotion.keys(), result.face_id))
+            self.expressions.publish(result)
         if result.laughter_probability is not None:
             self.laughter.publish(Float32(data=float(result.laughter_probability)))
         if result.personality is not None:
@@ -113,6 +155,45 @@ class RosSink:
         pass
 
 
+# CREMA-D classes -> hri_msgs/Expression constants (REP-155).
+HRI_EXPRESSIONS = {"anger": "ANGRY", "disgust": "DISGUSTED", "fear": "SCARED", "happy": "HAPPY",
+                   "neutral": "NEUTRAL", "sad": "SAD"}
+
+
+def hri_expression(emotion: dict[str, float]) -> tuple[str, float]:
+    """(Expression constant name, confidence = top probability) for one emotion distribution."""
+    label = max(emotion, key=emotion.get)
+    return HRI_EXPRESSIONS[label], float(emotion[label])
+
+
+def hri_face_id(face_id: int) -> str:
+    return f"face{face_id}"  # ROS name tokens may not start with a digit
+
+
+class HriExpressions:
+    """/humans/faces/<id>/expression when hri_msgs is importable; otherwise nothing."""
+
+    def __init__(self, node: Node) -> None:
+        try:
+            from hri_msgs.msg import Expression
+        except ImportError:
+            Expression = None
+        self.node = node
+        self.message_type = Expression
+        self.publishers: dict[int, Any] = {}
+
+    def publish(self, result: SocialPerception) -> None:
+        if self.message_type is None or result.face_id is None or result.emotion is None:
+            return
+        if result.face_id not in self.publishers:
+            topic = f"/humans/faces/{hri_face_id(result.face_id)}/expression"
+            self.publishers[result.face_id] = self.node.create_publisher(self.message_type, topic, 10)
+        name, confidence = hri_expression(result.emotion)
+        message = self.message_type(expression=getattr(self.message_type, name), confidence=confidence)
+        _stamp(message.header, result.window_end_ns)
+        self.publishers[result.face_id].publish(message)
+
+
 class SocialPerceptionNode(Node):
     def __init__(self, **node_options) -> None:
         super().__init__(NODE_NAME, **node_options)
@@ -122,10 +203,24 @@ class SocialPerceptionNode(Node):
         for name in POSTPROCESS_PARAMETERS:
             self.declare_parameter(name, getattr(post_defaults, name),
                                    ParameterDescriptor(description="changes at run time"))
+        input_defaults = RosInputConfig()
+        for field in dataclasses.fields(RosInputConfig):
+            self.declare_parameter(INPUT_PREFIX + field.name, getattr(input_defaults, field.name))
         self.options = self._options_from_parameters()
+        self.input_config = RosInputConfig(**{f.name: self.get_parameter(INPUT_PREFIX + f.name).value
+                                              for f in dataclasses.fields(RosInputConfig)})
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._stop_requested = threading.Event()
-        self.sources = open_sources(build_sources(self.options))
+        self.ros_inputs = None
+        ros_video, ros_audio = ros_input_streams(self.options)
+        if ros_video:
+            self.ros_inputs = RosInputs(self, self.input_config, video=True, audio=ros_audio,
+                                        log_error=self.get_logger().error,
+                                        callback_group=MutuallyExclusiveCallbackGroup())
+            self.sources = list(self.ros_inputs.sources)
+        else:
+            self.sources = open_sources(build_sources(self.options))
+        self._last_states = {s.status.name: s.status.state for s in self.sources}
         self.sinks = [RosSink(self, self.options.embedding), *output_sinks(self.options)]
         self.pipeline = build_pipeline(self.options, self.sinks)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -171,15 +266,21 @@ class SocialPerceptionNode(Node):
         except (SourceError, RuntimeError) as err:
             self.get_logger().error(f"pipeline stopped: {err}")
 
+    def _log_source_changes(self) -> None:
+        for source in self.sources:
+            state, before = source.status.state, self._last_states.get(source.status.name)
+            if state is before:
+                continue
+            self._last_states[source.status.name] = state
+            if state in (SourceState.SILENT, SourceState.FAILED):
+                self.get_logger().warning(f"{source.status.name} {state.value}: {source.status.detail}")
+            elif state is SourceState.RUNNING and before in (SourceState.SILENT, SourceState.FAILED):
+                self.get_logger().info(f"{source.status.name} delivering again")
+
     def _publish_diagnostics(self) -> None:
+        self._log_source_changes()
         status = self.pipeline.status(self.sources)
-        states = [s["state"] for s in status["sources"]]
-        if not any(state in ("starting", "running") for state in states) and status["windows"] == 0:
-            level, message = DiagnosticStatus.ERROR, "no source is delivering"
-        elif status["expect"]["why"]:
-            level, message = DiagnosticStatus.WARN, status["expect"]["why"]
-        else:
-            level, message = DiagnosticStatus.OK, status["last"]
+        level, message = health(status)
         values = {
             "backend": status["backend"]["name"], "precision": status["backend"]["precision"],
             "weights": status["backend"]["weights"], "model": self.options.model,
@@ -203,6 +304,22 @@ class SocialPerceptionNode(Node):
         self.worker.join(timeout=5.0)
         for sink in self.sinks:
             sink.close()
+
+
+def health(status: dict[str, Any]) -> tuple[bytes, str]:
+    """Diagnostic level and message from the pipeline status: ERROR when no input delivers at all,
+    WARN when a stream is missing (silent topic, failed device, stalled audio), else OK."""
+    sources = status["sources"]
+    delivering = [s for s in sources if s["state"] in ("starting", "running")]
+    trouble = [f"{s['name']} {s['state']}: {s['detail']}".rstrip(": ") for s in sources
+               if s["state"] in ("silent", "failed")]
+    if not delivering:
+        ended = all(s["state"] == "ended" for s in sources)
+        return (DiagnosticStatus.WARN, "all sources ended") if ended else (
+            DiagnosticStatus.ERROR, "no input: " + "; ".join(trouble))
+    if trouble or status["expect"]["why"]:
+        return DiagnosticStatus.WARN, "; ".join(trouble) or status["expect"]["why"]
+    return DiagnosticStatus.OK, status["last"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,7 @@ class SourceState(str, enum.Enum):
     RUNNING = "running"
     ENDED = "ended"  # end of file, or closed on request
     FAILED = "failed"  # could not open, or stopped delivering
+    SILENT = "silent"  # a subscribed stream with no data for a while; RUNNING again when data returns
 
 
 @dataclass

@@ -95,7 +95,7 @@ class Pipeline:
         self.postprocessor = Postprocessor(self.config.postprocess)
         self.postprocessor.check_heads(backend.model_config.head_sizes)
         self.expect = Expectation()
-        self.clock = "media"  # "monotonic" when stamps are capture times (latency vs window end)
+        self.clock = "media"  # "monotonic"/"realtime" when stamps are capture times (latency vs window end)
         self._lock = threading.Lock()
         self._data = threading.Condition(self._lock)
         self._latencies = collections.deque(maxlen=200)
@@ -185,7 +185,6 @@ class Pipeline:
         for row, (face_id, fill) in enumerate(zip(face_ids, fills)):
             heads = {name: values[row] for name, values in output.heads.items()}
             perceived = self.postprocessor.update(face_id, heads, window.end_ns)
-            reference_ns = window.end_ns if self.clock == "monotonic" else window.picked_mono_ns
             record = SocialPerception(
                 face_id=face_id,
                 window_start_ns=window.end_ns - seconds_to_ns(self.config.buffer.window_s),
@@ -196,7 +195,7 @@ class Pipeline:
                 laughing=perceived.laughing,
                 personality=perceived.personality,
                 window_fill=fill,
-                latency=Latency(preprocess_ms, inference_ms, (time.monotonic_ns() - reference_ns) / 1e6),
+                latency=Latency(preprocess_ms, inference_ms, self._since_window_ns(window) / 1e6),
                 stream=self.config.stream,
                 embedding=output.embedding[row].tolist() if self.config.include_embedding else None,
                 # Only a record missing a stream says why; an audiovisual window heard and saw everything.
@@ -206,6 +205,14 @@ class Pipeline:
             records.append(record)
         self.last_reason = f"ok: {len(records)} record(s), {modality}"
         return records
+
+    def _since_window_ns(self, window: _Window) -> int:
+        """Publish time minus window end on the capture clock; offline, minus when it was picked."""
+        if self.clock == "monotonic":
+            return time.monotonic_ns() - window.end_ns
+        if self.clock == "realtime":  # ROS topic stamps (system time)
+            return time.time_ns() - window.end_ns
+        return time.monotonic_ns() - window.picked_mono_ns
 
     def _forget_faces_except(self, present: set[int | None]) -> None:
         for face_id in self._reported_faces - present:
@@ -284,7 +291,11 @@ class Pipeline:
                  max_seconds: float | None = None) -> int:
         """Capture threads feed the buffer; this thread runs the newest complete window each time."""
         stop = stop or threading.Event()
-        self.clock = "monotonic" if all(s.clock == "monotonic" for s in sources) else "media"
+        clocks = {s.clock for s in sources}
+        if len(clocks) > 1:
+            raise ValueError(f"sources stamp on different clocks ({', '.join(sorted(clocks))}); "
+                             "their streams could not be aligned")
+        self.clock = clocks.pop()
         self.scheduler.config.latest_wins = True
         for source in sources:
             source.open()

@@ -148,13 +148,14 @@ def output_sinks(options: RunOptions, out: TextIO = sys.stdout) -> list:
     return sinks
 
 
-def runs_offline(options: RunOptions, sources: list) -> bool:
-    """A single file, not paced: every window in order, as fast as the backend goes."""
-    return len(sources) == 1 and not options.realtime and not is_camera(options.source)
+def runs_offline(sources: list) -> bool:
+    """A single file, not paced (stamped on the media clock): every window in order, as fast as the
+    backend goes."""
+    return len(sources) == 1 and sources[0].clock == "media"
 
 
 def run_pipeline(pipeline: Pipeline, options: RunOptions, sources: list, stop: threading.Event) -> None:
-    if runs_offline(options, sources):
+    if runs_offline(sources):
         pipeline.run_offline(sources[0], stop)
     else:
         pipeline.run_live(sources, stop, max_seconds=options.duration)
@@ -163,7 +164,7 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions, sources: list, stop: t
 def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Run to the end of the source (or `duration`, or Ctrl-C); returns the final status."""
     sources = open_sources(build_sources(options))
-    offline = runs_offline(options, sources)
+    offline = runs_offline(sources)
     sinks: list = []
     if not options.quiet:
         # Offline files are stamped from 0; live stamps are monotonic, so the line counts from the first.

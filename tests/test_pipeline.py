@@ -250,3 +250,14 @@ def test_pipeline_runs_any_backend_by_name_and_agrees_with_torch(tmp_path, detec
         assert ours.modality == reference.modality == "audiovisual"
         for label, p in reference.emotion.items():
             assert abs(ours.emotion[label] - p) < 0.02, (label, ours.emotion[label], p)
+
+
+def test_live_run_refuses_sources_on_different_clocks(tone_wav, detector):
+    """Monotonic device stamps and ROS-time stamps cannot be aligned in one buffer."""
+    from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
+
+    wav = tone_wav(1.0)
+    paced = MediaFileSource(MediaFileConfig(str(wav), realtime=True))  # monotonic
+    unpaced = MediaFileSource(MediaFileConfig(str(wav)))  # media
+    with pytest.raises(ValueError, match=r"different clocks \(media, monotonic\)"):
+        make_pipeline(detector).run_live([paced, unpaced])
