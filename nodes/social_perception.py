@@ -50,7 +50,17 @@ from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension
 from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState
 from socialmae_rt.postprocess import PERSONALITY_TRAITS, LaughterEvent, LaughterEventKind, PostprocessConfig
 from socialmae_rt.results import SocialPerception
-from socialmae_rt.runner import NO_MIC, RunOptions, build_pipeline, build_sources, open_sources, output_sinks, run_pipeline
+from socialmae_rt.runner import (
+    NO_MIC,
+    RunOptions,
+    build_pipeline,
+    build_sources,
+    close_all,
+    open_sources,
+    output_sinks,
+    run_pipeline,
+    start_capture,
+)
 
 from .ros_inputs import RosInputConfig, RosInputs
 from .ros_process import run_node
@@ -218,11 +228,18 @@ class SocialPerceptionNode(Node):
                                         log_error=self.get_logger().error,
                                         callback_group=MutuallyExclusiveCallbackGroup())
             self.sources = list(self.ros_inputs.sources)
-        else:
-            self.sources = open_sources(build_sources(self.options))
+        else:  # capture starts now; the first window fills while the model loads
+            self.sources = start_capture(open_sources(build_sources(self.options)))
         self._last_states = {s.status.name: s.status.state for s in self.sources}
-        self.sinks = [RosSink(self, self.options.embedding), *output_sinks(self.options)]
-        self.pipeline = build_pipeline(self.options, self.sinks)
+        self.sinks = [RosSink(self, self.options.embedding)]
+        try:
+            self.sinks += output_sinks(self.options)
+            self.pipeline = build_pipeline(self.options, self.sinks)
+        except BaseException:
+            close_all(self.sources)
+            for sink in self.sinks:
+                sink.close()
+            raise
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
         self.worker = threading.Thread(target=self._run, name="social-perception-pipeline", daemon=True)

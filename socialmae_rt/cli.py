@@ -126,6 +126,28 @@ def _add_bench_pipeline(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_bench_pipeline)
 
 
+def _bench_node(args: argparse.Namespace) -> int:
+    if not Path(args.source).is_file():
+        raise FileNotFoundError(f"--source {args.source}: no such file (make one with: python -m socialmae_rt.sample_media OUT.mp4)")
+    try:
+        from socialmae_rt.nodes.bench_node import run_bench
+    except ImportError as err:
+        raise ImportError(f"bench-node needs rclpy ({err}); install with: pip install -e '.[ros]'") from err
+    run_bench(args.source, args.models, args.backend, args.hop, args.seconds, args.json)
+    return 0
+
+
+def _add_bench_node(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench-node", help="the ROS node in its own process: start to first result, publish latency")
+    p.add_argument("--source", required=True, help="media file played in real time into the node (e.g. the sample clip)")
+    p.add_argument("--models", nargs="+", default=["tiny", "base"], choices=["base", "small", "tiny"])
+    p.add_argument("--backend", default="torch", help="backend the node runs (default: torch)")
+    p.add_argument("--hop", type=float, default=0.5, help="seconds between windows (default: 0.5)")
+    p.add_argument("--seconds", type=float, default=20.0, help="how long to collect results per model (default: 20)")
+    p.add_argument("--json", default="outputs/bench_node.json", help="where to write the JSON")
+    p.set_defaults(handler=_bench_node)
+
+
 def _bench(args: argparse.Namespace) -> int:
     import logging
 
@@ -202,7 +224,7 @@ def _add_build_engine(sub: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_info, _add_run, _add_bench_pipeline, _add_bench, _add_export_onnx, _add_build_engine,
+    _add_info, _add_run, _add_bench_pipeline, _add_bench_node, _add_bench, _add_export_onnx, _add_build_engine,
 ]
 
 

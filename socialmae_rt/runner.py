@@ -12,12 +12,14 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
-from socialmae_rt.pipeline import Pipeline, PipelineConfig
 from socialmae_rt.postprocess import PostprocessConfig
 from socialmae_rt.sinks import ConsoleSink, JsonlSink
+
+if TYPE_CHECKING:
+    from socialmae_rt.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +121,11 @@ def model_config_for(options: RunOptions) -> SocialMAEConfig | None:
     return None
 
 
-def build_pipeline(options: RunOptions, sinks: list) -> Pipeline:
+def build_pipeline(options: RunOptions, sinks: list) -> "Pipeline":
+    # Heavy imports (torch, MediaPipe) happen here, after the sources started capturing.
     from socialmae_rt.engines import create_backend
     from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
+    from socialmae_rt.pipeline import Pipeline, PipelineConfig
 
     backend_options: dict[str, Any] = {} if options.threads is None else {"threads": options.threads}
     backend = create_backend(options.backend, options.weights, model_config_for(options), **backend_options)
@@ -154,7 +158,22 @@ def runs_offline(sources: list) -> bool:
     return len(sources) == 1 and sources[0].clock == "media"
 
 
-def run_pipeline(pipeline: Pipeline, options: RunOptions, sources: list, stop: threading.Event) -> None:
+def start_capture(sources: list) -> list:
+    """Live sources start capturing now, so that the first window fills while the model loads
+    (capture/prefetch.py); an unpaced file is read by the pipeline itself, as fast as it goes."""
+    if runs_offline(sources):
+        return sources
+    from socialmae_rt.capture.prefetch import PrefetchedSource
+
+    return [PrefetchedSource(source).start() for source in sources]
+
+
+def close_all(sources: list) -> None:
+    for source in sources:
+        source.close()
+
+
+def run_pipeline(pipeline: "Pipeline", options: RunOptions, sources: list, stop: threading.Event) -> None:
     if runs_offline(sources):
         pipeline.run_offline(sources[0], stop)
     else:
@@ -163,15 +182,21 @@ def run_pipeline(pipeline: Pipeline, options: RunOptions, sources: list, stop: t
 
 def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Run to the end of the source (or `duration`, or Ctrl-C); returns the final status."""
-    sources = open_sources(build_sources(options))
+    sources = start_capture(open_sources(build_sources(options)))
     offline = runs_offline(sources)
     sinks: list = []
     if not options.quiet:
         # Offline files are stamped from 0; live stamps are monotonic, so the line counts from the first.
         duration = getattr(sources[0], "duration_s", None)
         sinks.append(ConsoleSink(out, origin_ns=0 if offline else None, duration_s=duration))
-    sinks += output_sinks(options, out)
-    pipeline = build_pipeline(options, sinks)
+    try:
+        sinks += output_sinks(options, out)
+        pipeline = build_pipeline(options, sinks)
+    except BaseException:
+        close_all(sources)
+        for sink in sinks:
+            sink.close()
+        raise
     info = pipeline.backend.info
     out.write(
         f"socialmae-rt: {info.name} ({info.precision}, {info.device}), weights {info.weights}, "

@@ -1,5 +1,6 @@
 """The tree installs as one `socialmae_rt` namespace and is also a valid ament_python package."""
 
+import configparser
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -41,7 +42,14 @@ def test_wheel_holds_only_the_namespace(tmp_path):
             relative = init.relative_to(ROOT / folder).as_posix()
             assert f"{target}/{relative}" in names, f"{folder}/{relative} is missing from the wheel"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "socialmae-rt = socialmae_rt.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "socialmae-rt = socialmae_rt.cli:main" in text
+    # pip puts exactly our three commands on PATH; the ROS executables setup.py writes for colcon
+    # (`ros2 run socialmae_rt social_perception`) stay out of wheels: no entry point, no script file.
+    groups = configparser.ConfigParser()
+    groups.read_string(text)
+    assert set(groups["console_scripts"]) == {"socialmae-rt", "socialmae-rt-node", "socialmae-rt-laugh-responder"}
+    assert not [n for n in names if ".data/scripts/" in n]
 
 
 def test_ament_python_package_files():

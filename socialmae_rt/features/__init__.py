@@ -1,16 +1,20 @@
-"""Audio and video preprocessing: raw signals to the tensors Social-MAE was trained on."""
+"""Audio and video preprocessing: raw signals to the tensors Social-MAE was trained on.
 
-from socialmae_rt.features.audio import audio_to_model_input, resample_audio
-from socialmae_rt.features.config import AudioFeatureConfig, PreprocessConfig, VideoFeatureConfig
-from socialmae_rt.features.fbank import kaldi_fbank
-from socialmae_rt.features.video import frames_to_model_input
+Names load on first use: the configuration and the audio path stay free of torch, which only the
+video resize needs.
+"""
 
-__all__ = [
-    "AudioFeatureConfig",
-    "PreprocessConfig",
-    "VideoFeatureConfig",
-    "audio_to_model_input",
-    "frames_to_model_input",
-    "kaldi_fbank",
-    "resample_audio",
-]
+from socialmae_rt.lazy import lazy_exports
+
+_HOMES = {
+    "audio_to_model_input": "audio",
+    "resample_audio": "audio",
+    "AudioFeatureConfig": "config",
+    "PreprocessConfig": "config",
+    "VideoFeatureConfig": "config",
+    "kaldi_fbank": "fbank",
+    "frames_to_model_input": "video",
+}
+
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -1,26 +1,20 @@
-"""Social-MAE model: configuration, encoder with task heads, checkpoints."""
+"""Social-MAE model: configuration, encoder with task heads, checkpoints (loaded on first use)."""
 
-from .checkpoint import (
-    CheckpointError,
-    LoadedCheckpoint,
-    load_any_checkpoint,
-    load_checkpoint,
-    load_official_checkpoint,
-    save_checkpoint,
-)
-from .config import MODEL_VARIANTS, SocialMAEConfig
-from .social_mae import Modality, SocialMAE, SocialMAEOutput
+from socialmae_rt.lazy import lazy_exports
 
-__all__ = [
-    "MODEL_VARIANTS",
-    "CheckpointError",
-    "LoadedCheckpoint",
-    "Modality",
-    "SocialMAE",
-    "SocialMAEConfig",
-    "SocialMAEOutput",
-    "load_any_checkpoint",
-    "load_checkpoint",
-    "load_official_checkpoint",
-    "save_checkpoint",
-]
+_HOMES = {
+    "CheckpointError": "checkpoint",
+    "LoadedCheckpoint": "checkpoint",
+    "load_any_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "load_official_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "MODEL_VARIANTS": "config",
+    "SocialMAEConfig": "config",
+    "Modality": "social_mae",
+    "SocialMAE": "social_mae",
+    "SocialMAEOutput": "social_mae",
+}
+
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

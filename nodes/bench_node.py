@@ -1,0 +1,133 @@
+"""`socialmae-rt bench-node`: the ROS node as a robot runs it, measured from outside.
+
+Starts `socialmae-rt-node` in its own process on a private ROS domain (discovery kept on this
+machine), fed a media file paced in real time, and listens on ~/results with a real rclpy
+subscriber. Reports:
+- start to first result: from spawning the process to the first ~/results message;
+- per record: inference time, publish latency (the record's own: publish - window end on the
+  capture clock) and receive latency (this process's monotonic clock at arrival - window end;
+  the node stamps a paced file on CLOCK_MONOTONIC, shared by both processes);
+- publish overhead = publish latency - inference time (the issue's budget: p95 <= 20 ms).
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NS_PER_MS = 1_000_000
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=float)
+    return {"p50": float(np.percentile(array, 50)), "p95": float(np.percentile(array, 95)),
+            "max": float(array.max())}
+
+
+def node_command(source: str, model: str, backend: str, hop: float) -> list[str]:
+    executable = Path(sys.executable).with_name("socialmae-rt-node")
+    return [str(executable), "--ros-args", "-p", f"source:={source}", "-p", f"model:={model}",
+            "-p", f"backend:={backend}", "-p", f"hop:={hop}", "-p", "realtime:=true"]
+
+
+def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float = 0.5,
+            seconds: float = 20.0) -> dict[str, Any]:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    domain = random.randint(100, 230)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=domain)
+    arrivals: list[tuple[int, dict]] = []
+    listener = rclpy.create_node("bench_listener", context=context)
+    listener.create_subscription(String, "/social_perception/results",
+                                 lambda m: arrivals.append((time.monotonic_ns(), json.loads(m.data))),
+                                 QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(listener)
+    started = time.monotonic_ns()
+    process = subprocess.Popen(node_command(source, model, backend, hop), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first_ns = None
+    try:
+        deadline = time.monotonic() + 60 + seconds
+        while time.monotonic() < deadline and process.poll() is None:
+            executor.spin_once(timeout_sec=0.05)
+            if arrivals and first_ns is None:
+                first_ns = arrivals[0][0]
+            if first_ns is not None and time.monotonic_ns() - first_ns > seconds * 1e9:
+                break
+        if first_ns is None:
+            stderr = process.stderr.read() if process.poll() is not None else ""
+            raise RuntimeError(f"the node sent no result: {stderr.strip()[-500:] or 'timed out'}")
+        process.send_signal(signal.SIGINT)
+        stop_started = time.monotonic()
+        process.communicate(timeout=15)
+        stop_s = time.monotonic() - stop_started
+    finally:
+        if process.poll() is None:
+            process.kill()
+        executor.shutdown()
+        listener.destroy_node()
+        rclpy.shutdown(context=context)
+    records = [r for _, r in arrivals]
+    inference = [r["latency_ms"]["inference"] for r in records]
+    publish = [r["latency_ms"]["total"] for r in records]
+    receive = [(t - r["window_end_ns"]) / NS_PER_MS for t, r in arrivals]
+    return {
+        "model": model, "backend": backend, "hop_s": hop, "records": len(records),
+        "start_to_first_result_s": (first_ns - started) / 1e9,
+        "stop_s": stop_s, "exit_code": process.returncode,
+        "inference_ms": _percentiles(inference), "publish_latency_ms": _percentiles(publish),
+        "receive_latency_ms": _percentiles(receive),
+        "publish_overhead_ms": _percentiles([p - i for p, i in zip(publish, inference)]),
+        "preprocess_ms": _percentiles([r["latency_ms"]["preprocess"] for r in records]),
+        # Between the window's end and the moment its last data arrived and it was picked: the
+        # input's own granularity (video frame interval, audio packet length) plus queueing.
+        "input_wait_ms": _percentiles([r["latency_ms"]["total"] - r["latency_ms"]["preprocess"]
+                                       - r["latency_ms"]["inference"] for r in records]),
+        "per_record_ms": [{**r["latency_ms"], "receive": round(x, 3), "modality": r["modality"]}
+                          for r, x in zip(records, receive)],
+    }
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    header = ("| model | backend | start to first result | records | inference p50/p95 | publish latency p50/p95 | "
+              "receive latency p50/p95 | publish - inference p95 | of which preprocess / input wait p95 | SIGINT stop |")
+    rows = [header, "|" + "---|" * 10]
+    for r in results:
+        pair = lambda k: f"{r[k]['p50']:.1f} / {r[k]['p95']:.1f} ms"  # noqa: E731
+        rows.append(f"| {r['model']} | {r['backend']} | {r['start_to_first_result_s']:.2f} s | {r['records']} | "
+                    f"{pair('inference_ms')} | {pair('publish_latency_ms')} | {pair('receive_latency_ms')} | "
+                    f"{r['publish_overhead_ms']['p95']:.1f} ms | {r['preprocess_ms']['p95']:.1f} / "
+                    f"{r['input_wait_ms']['p95']:.1f} ms | {r['stop_s']:.2f} s |")
+    return "\n".join(rows)
+
+
+def run_bench(source: str, models: list[str], backend: str, hop: float, seconds: float, json_path: str) -> list[dict]:
+    results = []
+    for model in models:
+        print(f"bench-node: {model} on {backend}, {seconds:.0f} s of results ...", flush=True)
+        results.append(measure(source, model, backend, hop, seconds))
+    print(table(results))
+    out = Path(json_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    out.write_text(json.dumps({"machine": machine, "source": source, "results": results}, indent=2))
+    print(f"wrote {out}")
+    return results
