@@ -133,3 +133,40 @@ def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(co
     common = min(len(ros_records), len(zmq_records))
     assert ros_records[:common] == zmq_records[:common]  # one record, two transports
     assert all(r["modality"] == "audio" for r in ros_records)
+
+
+def test_node_process_stops_cleanly_on_sigterm(context):
+    """A supervisor (launch, systemd) stops nodes with SIGTERM: exit 0, no traceback, within 2 s."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = rclpy.create_node("probe", context=context)
+    diagnostics = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(context.get_domain_id()), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    node = subprocess.Popen(
+        [str(Path(sys.executable).with_name("socialmae-rt-node")), "--ros-args",
+         "-p", "source:=ros", "-p", "model:=tiny", "-p", "input_silence_s:=0.5"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not diagnostics:  # up and publishing (waiting for input)
+            assert time.monotonic() < deadline and node.poll() is None, "node did not come up"
+            executor.spin_once(timeout_sec=0.05)
+        started = time.monotonic()
+        node.send_signal(signal.SIGTERM)
+        _, stderr = node.communicate(timeout=15)
+        stop_s = time.monotonic() - started
+    finally:
+        if node.poll() is None:
+            node.kill()
+        executor.shutdown()
+        probe.destroy_node()
+    assert node.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
+    assert stop_s < 2.0
