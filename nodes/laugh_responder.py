@@ -24,7 +24,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
 
-from .ros_process import run_node
+from .ros_process import reject_unknown_parameters, run_node
 
 NS_PER_SECOND = 1_000_000_000
 SOUND_PLAYERS = ("paplay", "aplay")
@@ -61,6 +61,7 @@ class LaughResponder(Node):
         defaults = LaughResponderConfig()
         for f in fields(LaughResponderConfig):
             self.declare_parameter(f.name, getattr(defaults, f.name))
+        reject_unknown_parameters(self)
         self.config = LaughResponderConfig(**{f.name: self.get_parameter(f.name).value for f in fields(defaults)})
         self.add_on_set_parameters_callback(self._on_set_parameters)
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)

@@ -11,6 +11,22 @@ from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.node import Node
 
 
+# Declared by rclpy itself, or overrides ROS tools pass to every node.
+ROS_OWN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+
+
+def reject_unknown_parameters(node: Node) -> None:
+    """rclpy silently ignores an override nobody declared, so `-p modle:=tiny` would do nothing;
+    call after declaring every parameter: a name the node does not have is an error naming it."""
+    given = getattr(node, "_parameter_overrides", {})  # rclpy keeps the overrides it was given here
+    unknown = sorted(name for name in given if not node.has_parameter(name)
+                     and name not in ROS_OWN_PARAMETERS and not name.startswith("qos_overrides."))
+    if unknown:
+        known = sorted(name for name in node._parameters if name not in ROS_OWN_PARAMETERS)
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"{node.get_name()} has: {', '.join(known)}")
+
+
 def run_node(
     make_node: Callable[[], Node],
     name: str,

@@ -63,7 +63,7 @@ from socialmae_rt.runner import (
 )
 
 from .ros_inputs import RosInputConfig, RosInputs
-from .ros_process import run_node
+from .ros_process import reject_unknown_parameters, run_node
 
 NODE_NAME = "social_perception"
 ROS_INPUT = "ros"  # `source:=ros` / `mic:=ros`: read the ROS input topics
@@ -216,6 +216,7 @@ class SocialPerceptionNode(Node):
         input_defaults = RosInputConfig()
         for field in dataclasses.fields(RosInputConfig):
             self.declare_parameter(INPUT_PREFIX + field.name, getattr(input_defaults, field.name))
+        reject_unknown_parameters(self)
         self.options = self._options_from_parameters()
         self.input_config = RosInputConfig(**{f.name: self.get_parameter(INPUT_PREFIX + f.name).value
                                               for f in dataclasses.fields(RosInputConfig)})

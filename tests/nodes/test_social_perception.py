@@ -170,3 +170,15 @@ def test_node_process_stops_cleanly_on_sigterm(context):
         probe.destroy_node()
     assert node.returncode == 0 and "Traceback" not in stderr, stderr[-2000:]
     assert stop_s < 2.0
+
+
+def test_unknown_and_invalid_parameters_are_one_clear_error(context):
+    import pytest
+
+    with pytest.raises(ValueError, match=r"unknown parameter modle; social_perception has: .*model"):
+        SocialPerceptionNode(context=context, parameter_overrides=[Parameter("modle", value="tiny")])
+    with pytest.raises(ValueError, match=r"model must be one of \['base', 'small', 'tiny'\], got 'huge'"):
+        SocialPerceptionNode(context=context, parameter_overrides=[Parameter("model", value="huge")])
+    with pytest.raises(ValueError, match="input_silence_s must be > 0"):
+        SocialPerceptionNode(context=context, parameter_overrides=[
+            Parameter("source", value="ros"), Parameter("input_silence_s", value=0.0)])
