@@ -1,0 +1,119 @@
+"""The shared training loop on a small linear task: resume, torchrun DDP, NaN stop, logs."""
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from socialmae_rt.training.trainer import TrainConfig, Trainer, TrainingDiverged
+
+
+def linear_data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    y = x @ torch.arange(1.0, 7.0) + 0.1 * torch.randn(n, generator=g)
+    return TensorDataset(x, y)
+
+
+def step(model, batch):
+    x, y = batch
+    return nn.functional.mse_loss(model(x).squeeze(-1), y), {}
+
+
+def evaluate(model, loader):
+    losses = [nn.functional.mse_loss(model(x).squeeze(-1), y).item() for x, y in loader]
+    return {"neg_mse": -sum(losses) / len(losses)}
+
+
+def make_trainer(out_dir, epochs, **overrides):
+    torch.manual_seed(0)
+    config = TrainConfig(out_dir=str(out_dir), epochs=epochs, batch_size=8, progress=False, **overrides)
+    return Trainer(nn.Linear(6, 1), lambda m: torch.optim.Adam(m.parameters(), lr=0.05), linear_data(), config, step,
+                   val_data=linear_data(32, seed=1), evaluate=evaluate, key_metric="neg_mse",
+                   make_scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.7))
+
+
+def test_training_learns_and_writes_state_metrics_and_curves(tmp_path):
+    summary = make_trainer(tmp_path, epochs=4).fit()
+    assert summary["epochs"] == 4 and summary["steps"] == 4 * 8
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    val = [float(r["value"]) for r in rows if r["split"] == "val"]
+    assert len(val) == 4 and val[-1] > val[0]  # neg MSE rises: it learns
+    assert summary["best"]["epoch"] == 4
+    assert (tmp_path / "state.pt").exists() and (tmp_path / "learning_curves.png").stat().st_size > 5000
+
+
+def test_resume_after_an_interrupted_run_continues_exactly(tmp_path):
+    straight = make_trainer(tmp_path / "straight", epochs=3)
+    straight.fit()
+    first = make_trainer(tmp_path / "resumed", epochs=1)
+    first.fit()
+    second = make_trainer(tmp_path / "resumed", epochs=3)  # same out_dir: picks up state.pt
+    assert second.epoch == 1
+    second.fit()
+    for a, b in zip(straight.model.parameters(), second.model.parameters()):
+        assert torch.equal(a, b)
+    assert second.optimizer.param_groups[0]["lr"] == straight.optimizer.param_groups[0]["lr"]
+
+
+def test_gradient_accumulation_steps_once_per_group(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1, grad_accumulation=3)
+    trainer.fit()
+    assert trainer.global_step == 3  # 8 batches: steps after 3, 6 and the last (8)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1)
+    trainer.fit()
+    good = torch.load(tmp_path / "state.pt", weights_only=False)["model"]
+    poisoned = make_trainer(tmp_path, epochs=2)
+    poisoned.step_fn = lambda model, batch: (model(batch[0]).sum() * float("nan"), {})
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, batch 1.*Last good checkpoint: .*state.pt"):
+        poisoned.fit()
+    kept = torch.load(tmp_path / "state.pt", weights_only=False)
+    assert kept["epoch"] == 1 and all(torch.equal(good[k], kept["model"][k]) for k in good)
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+        TrainConfig(precision="fp8")
+    with pytest.raises(ValueError, match="fp16 needs a CUDA GPU"):
+        make_trainer("/tmp/unused-socialmae-fp16", epochs=1, precision="fp16", device="cpu")
+
+
+def test_torchrun_two_processes_keep_identical_weights(tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, torch
+        from torch import nn
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from socialmae_rt.training.trainer import TrainConfig, Trainer
+        from torch.utils.data import TensorDataset
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, 6, generator=g); y = x @ torch.arange(1.0, 7.0)
+        def step(model, batch):
+            return nn.functional.mse_loss(model(batch[0]).squeeze(-1), batch[1]), {{}}
+        torch.manual_seed(int(os.environ["RANK"]))  # different starts: DDP must broadcast rank 0's
+        config = TrainConfig(out_dir={str(tmp_path / "run")!r}, epochs=2, batch_size=8, progress=False)
+        trainer = Trainer(nn.Linear(6, 1), lambda m: torch.optim.SGD(m.parameters(), lr=0.01), TensorDataset(x, y), config, step)
+        trainer.fit()
+        torch.save(trainer.model.module.state_dict(), {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt")
+    """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_"))}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(29500 + os.getpid() % 1000), str(script)],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    for name in ranks[0]:
+        assert torch.equal(ranks[0][name], ranks[1][name])
+    assert (tmp_path / "run" / "state.pt").exists()
+    # Each rank saw half the data: 2 epochs x 4 batches of 8.
+    assert torch.load(tmp_path / "run" / "state.pt", weights_only=False)["global_step"] == 8
