@@ -70,7 +70,7 @@ class FinetuneConfig:
 
 
 def head_size(task) -> int:
-    return len(task.labels) if task.kind != "binary" or len(task.labels) > 1 else 1
+    return task.num_outputs
 
 
 def heads_config(base: SocialMAEConfig, tasks: Sequence) -> SocialMAEConfig:
