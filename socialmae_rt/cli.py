@@ -228,6 +228,12 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+def _training_subcommands() -> tuple:
+    from socialmae_rt.training.cli import SUBCOMMANDS as TRAINING
+
+    return TRAINING
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="socialmae-rt",
@@ -235,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in SUBCOMMANDS:
+    for add in (*SUBCOMMANDS, *_training_subcommands()):
         add(sub)
     return parser
 

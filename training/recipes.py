@@ -46,7 +46,7 @@ def read_recipe(name_or_path: str | None) -> dict[str, Any]:
 def build_config(cls, recipe: Mapping[str, Any], overrides: Mapping[str, Any], where: str):
     """`cls` from recipe values, then non-None overrides; `train` keys go to TrainConfig
     (`train.epochs` style override keys, or plain TrainConfig field names)."""
-    values = {k: v for k, v in recipe.items() if k not in ("train", "data")}
+    values = {k: v for k, v in recipe.items() if k not in ("train", "data", "tasks")}
     train_values = dict(recipe.get("train") or {})
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     own_fields = {f.name for f in dataclasses.fields(cls)}

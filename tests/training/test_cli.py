@@ -1,0 +1,35 @@
+"""The training commands end to end on a generated dataset read through a manifest."""
+
+import json
+
+from socialmae_rt.cli import main
+from socialmae_rt.postprocess import EMOTION_LABELS
+
+
+def test_prepare_finetune_evaluate_from_the_command_line(make_synthetic, tmp_path, capsys):
+    data = make_synthetic(num_classes=3, clips_per_class=2, num_speakers=2, split_fractions={"train": 0.5, "val": 0.5})
+    # The same clips, labelled as emotions (a known task) in a manifest of the user's own.
+    rows = data.manifest.read_text().splitlines()
+    header = rows[0].replace(",synthetic", ",emotion")
+    body = [r.rsplit(",", 1)[0] + "," + EMOTION_LABELS[int(r.rsplit("class", 1)[1])] for r in rows[1:]]
+    manifest = data.root / "emotion_manifest.csv"
+    manifest.write_text("\n".join([header, *body]) + "\n")
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    assert main(["prepare-data", "--root", str(manifest), "--tasks", "emotion", "--cache", str(cache), "--crop", "full"]) == 0
+    assert main(["finetune", "--cache", str(cache), "--tasks", "emotion", "--model", "tiny", "--freeze-backbone",
+                 "--epochs", "1", "--batch-size", "3", "--out-dir", str(run)]) == 0
+    assert (run / "best.safetensors").exists() and (run / "summary.json").exists()
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--weights", str(run / "best.safetensors"), "--cache", str(cache), "--split", "val",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["clips"] == 3 and 0.0 <= report["tasks"]["emotion"]["f1_macro"] <= 1.0
+    assert len(report["tasks"]["emotion"]["confusion"]) == 6
+    assert out.with_suffix(".png").stat().st_size > 5000
+    assert "emotion: {" in capsys.readouterr().out
+
+
+def test_bad_training_input_is_one_line(tmp_path, capsys):
+    assert main(["finetune", "--cache", str(tmp_path), "--tasks", "emotion", "--recipe", "no_such_recipe"]) == 2
+    assert "no bundled recipe of that name (bundled: cremad_emotion" in capsys.readouterr().err
+    assert main(["finetune", "--cache", str(tmp_path / "missing"), "--tasks", "emotion"]) == 2

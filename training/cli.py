@@ -1,0 +1,226 @@
+"""`socialmae-rt prepare-data | pretrain | finetune | distill | evaluate`.
+
+Each command reads a bundled or given YAML recipe (training/recipes/) into its config dataclass;
+flags override single settings. Heavy imports happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+READERS = ("manifest", "crema_d", "first_impressions", "voxceleb2", "ndc_me")
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", help="YAML recipe: a path or a bundled name (see training/recipes/)")
+    p.add_argument("--out-dir", dest="out_dir", help="run folder (checkpoints, metrics.csv, curves)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--grad-accumulation", dest="grad_accumulation", type=int)
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--num-workers", dest="num_workers", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-steps-per-epoch", dest="max_steps_per_epoch", type=int)
+    p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
+                   help="start afresh even if the run folder has a checkpoint")
+
+
+TRAIN_FLAGS = ("out_dir", "epochs", "batch_size", "grad_accumulation", "precision", "num_workers", "device", "seed",
+               "max_steps_per_epoch", "resume")
+
+
+def _overrides(args: argparse.Namespace, own: tuple[str, ...]) -> dict:
+    return {name: getattr(args, name) for name in (*own, *TRAIN_FLAGS) if getattr(args, name, None) is not None}
+
+
+# prepare-data ------------------------------------------------------------------------------------
+def _read_items(args: argparse.Namespace):
+    from socialmae_rt.training import data
+
+    split = data.SplitConfig(seed=args.split_seed)
+    if args.reader == "crema_d":
+        return data.read_crema_d(args.root, split=split)
+    if args.reader == "first_impressions":
+        if not args.annotations:
+            raise ValueError("--reader first_impressions needs --annotations (annotation_*.pkl or a CSV)")
+        return data.read_first_impressions(args.root, args.annotations)
+    if args.reader == "voxceleb2":
+        return data.read_voxceleb2(args.root)
+    if args.reader == "ndc_me":
+        return data.read_ndc_me(args.root)
+    return data.read_manifest(args.root, tasks=args.tasks or ())
+
+
+def _prepare_data(args: argparse.Namespace) -> int:
+    from socialmae_rt.training.data import PrepareConfig, prepare_data
+
+    items = _read_items(args)
+    report = prepare_data(items, args.cache, PrepareConfig(crop=args.crop, workers=args.workers,
+                                                           keep_video_only=args.keep_video_only))
+    return 0 if report.prepared + report.cached > 0 else 2
+
+
+def _add_prepare_data(sub) -> None:
+    p = sub.add_parser("prepare-data", help="decode clips once into a training cache (face crops at 2 fps + 16 kHz audio)")
+    p.add_argument("--reader", choices=READERS, default="manifest", help="dataset layout (default: manifest)")
+    p.add_argument("--root", required=True, help="dataset folder, or the manifest file (CSV/JSONL) for manifest/ndc_me")
+    p.add_argument("--annotations", help="First Impressions: annotation pickle or CSV")
+    p.add_argument("--tasks", nargs="+", help="manifest: label columns to read as tasks (e.g. emotion laughter)")
+    p.add_argument("--cache", required=True, help="cache folder to write")
+    p.add_argument("--crop", choices=["face", "full"], default="face",
+                   help="face: live face tracking and crops; full: whole frames (what the reference did for CREMA-D)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--keep-video-only", action="store_true", help="keep clips without audio as video-only")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the speaker-independent split")
+    p.set_defaults(handler=_prepare_data)
+
+
+# finetune / evaluate ---------------------------------------------------------------------------------
+def _datasets(cache: str, tasks, splits=("train", "val", "test")):
+    from socialmae_rt.training.data import WindowDataset
+
+    made = {}
+    for split in splits:
+        mode = "random" if split == "train" else "center"
+        try:
+            made[split] = WindowDataset(cache, split, tasks, mode=mode)
+        except ValueError as err:
+            if split == "test" and "no prepared clips in split" in str(err):
+                made[split] = None  # a cache without a test split: train and validate only
+            else:
+                raise
+    return made
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from socialmae_rt.training.data import collate, resolve_tasks
+    from socialmae_rt.training.finetune import FinetuneConfig, finetune
+    from socialmae_rt.training.recipes import build_config, read_recipe
+
+    recipe = read_recipe(args.recipe)
+    config = build_config(FinetuneConfig, recipe, _overrides(args, ("model", "init", "backbone_lr", "head_lr",
+                                                                    "freeze_backbone", "modality")), "finetune")
+    tasks = resolve_tasks(args.tasks or recipe.get("tasks") or [])
+    if not tasks:
+        raise ValueError("finetune needs --tasks (e.g. emotion) or a recipe that lists them")
+    data = _datasets(args.cache, tasks)
+    summary = finetune(config, tasks, data["train"], data["val"], data["test"], collate=collate)
+    print(json.dumps({k: summary[k] for k in ("best", "test") if k in summary}, indent=2))
+    print(f"best checkpoint: {Path(config.train.out_dir) / 'best.safetensors'}")
+    return 0
+
+
+def _add_finetune(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune task heads on an encoder (best checkpoint, test metrics, curves)")
+    p.add_argument("--cache", required=True, help="prepared cache (socialmae-rt prepare-data)")
+    p.add_argument("--tasks", nargs="+", help="tasks to train: emotion, laughter, smile_laughter, personality")
+    p.add_argument("--init", help="released .pth (pretrained or fine-tuned) or our .safetensors; default: random")
+    p.add_argument("--model", choices=["base", "small", "tiny"])
+    p.add_argument("--backbone-lr", dest="backbone_lr", type=float)
+    p.add_argument("--head-lr", dest="head_lr", type=float)
+    p.add_argument("--freeze-backbone", dest="freeze_backbone", action="store_true", default=None)
+    p.add_argument("--modality", choices=["audiovisual", "audio", "video"])
+    _add_train_flags(p)
+    p.set_defaults(handler=_finetune)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from socialmae_rt.model.checkpoint import load_any_checkpoint
+    from socialmae_rt.model.config import SocialMAEConfig
+    from socialmae_rt.training.data import WindowDataset, collate, resolve_tasks
+    from socialmae_rt.training.finetune import evaluate_tasks, plot_confusions
+
+    config = SocialMAEConfig.variant(args.model) if args.weights.endswith((".pth", ".pt")) else None
+    loaded = load_any_checkpoint(args.weights, config)
+    tasks = resolve_tasks(args.tasks or [t["name"] for t in loaded.metadata.get("tasks", [])] or
+                          [loaded.model.config.primary_head])
+    missing = [t.name for t in tasks if t.name not in loaded.model.config.head_sizes]
+    if missing:
+        raise ValueError(f"{args.weights} has no head for {missing}; its heads: {list(loaded.model.config.head_sizes)}")
+    data = WindowDataset(args.cache, args.split, tasks, mode="center", preprocess=loaded.preprocess)
+    loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, collate_fn=collate)
+    result = evaluate_tasks(loaded.model, loader, tasks, args.modality)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"weights": args.weights, "split": args.split, "clips": len(data), **result}, indent=2))
+    png = plot_confusions(result, tasks, out.with_suffix(".png"))
+    for name, metrics in result["tasks"].items():
+        shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+        print(f"{name}: {shown}")
+    print(f"wrote {out}" + (f" and {png}" if png else ""))
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="the paper's metrics on a prepared split: JSON + confusion-matrix PNG")
+    p.add_argument("--weights", required=True, help="released .pth or our .safetensors")
+    p.add_argument("--cache", required=True, help="prepared cache")
+    p.add_argument("--split", default="test")
+    p.add_argument("--tasks", nargs="+", help="default: the tasks recorded in the checkpoint (or its primary head)")
+    p.add_argument("--model", default="base", choices=["base", "small", "tiny"], help="size of a released .pth")
+    p.add_argument("--modality", default="audiovisual", choices=["audiovisual", "audio", "video"])
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
+    p.add_argument("--out", default="outputs/evaluate.json", help="JSON path; the confusion matrices go beside it as .png")
+    p.set_defaults(handler=_evaluate)
+
+
+# pretrain / distill -----------------------------------------------------------------------------------
+def _pretrain(args: argparse.Namespace) -> int:
+    from socialmae_rt.training.data import WindowDataset, collate
+    from socialmae_rt.training.pretrain import PretrainRunConfig, pretrain
+    from socialmae_rt.training.recipes import build_config, read_recipe
+
+    config = build_config(PretrainRunConfig, read_recipe(args.recipe), _overrides(args, ("model", "lr")), "pretrain")
+    train = WindowDataset(args.cache, args.train_split, mode="random")
+    val = WindowDataset(args.cache, args.val_split, mode="center") if args.val_split else None
+    summary = pretrain(config, train, val, collate=collate)
+    print(f"pretrained encoder + decoder: {summary['checkpoint']} (fine-tune with --init)")
+    return 0
+
+
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser("pretrain", help="MAE + contrastive pretraining on unlabelled clips (released checkpoint layout)")
+    p.add_argument("--cache", required=True, help="prepared cache (socialmae-rt prepare-data --reader voxceleb2 ...)")
+    p.add_argument("--train-split", dest="train_split", default=None, help="split to train on (default: every clip)")
+    p.add_argument("--val-split", dest="val_split", help="split for a validation loss (default: none)")
+    p.add_argument("--model", choices=["base", "small", "tiny"])
+    p.add_argument("--lr", type=float)
+    _add_train_flags(p)
+    p.set_defaults(handler=_pretrain)
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from socialmae_rt.training.data import WindowDataset, collate, resolve_tasks
+    from socialmae_rt.training.distill import DistillConfig, distill
+    from socialmae_rt.training.recipes import build_config, read_recipe
+
+    config = build_config(DistillConfig, read_recipe(args.recipe),
+                          _overrides(args, ("teacher", "teacher_model", "student", "temperature", "label_weight")),
+                          "distill")
+    tasks = resolve_tasks(args.tasks or [])
+    train = WindowDataset(args.cache, args.train_split, tasks, mode="random")
+    summary = distill(config, train, tasks, collate=collate)
+    print(f"student: {summary['student']}")
+    return 0
+
+
+def _add_distill(sub) -> None:
+    p = sub.add_parser("distill", help="train a small/tiny student from a fine-tuned teacher")
+    p.add_argument("--cache", required=True, help="prepared cache (labelled or not)")
+    p.add_argument("--teacher", help="released fine-tuned .pth or our .safetensors")
+    p.add_argument("--teacher-model", dest="teacher_model", choices=["base", "small", "tiny"])
+    p.add_argument("--student", choices=["base", "small", "tiny"])
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--label-weight", dest="label_weight", type=float, help="> 0: also learn from labels (--tasks)")
+    p.add_argument("--tasks", nargs="+")
+    p.add_argument("--train-split", dest="train_split", default=None)
+    _add_train_flags(p)
+    p.set_defaults(handler=_distill)
+
+
+SUBCOMMANDS = (_add_prepare_data, _add_pretrain, _add_finetune, _add_distill, _add_evaluate)
