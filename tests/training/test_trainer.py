@@ -117,3 +117,9 @@ def test_torchrun_two_processes_keep_identical_weights(tmp_path):
     assert (tmp_path / "run" / "state.pt").exists()
     # Each rank saw half the data: 2 epochs x 4 batches of 8.
     assert torch.load(tmp_path / "run" / "state.pt", weights_only=False)["global_step"] == 8
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    summary = make_trainer(tmp_path, epochs=2, precision="bf16").fit()
+    rows = [r for r in csv.DictReader((tmp_path / "metrics.csv").open()) if r["split"] == "val"]
+    assert summary["epochs"] == 2 and float(rows[-1]["value"]) > float(rows[0]["value"])
