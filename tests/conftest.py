@@ -237,3 +237,32 @@ def write_tone_wav(path: Path, seconds: float, rate: int = 16000, amplitude: int
 def tone_wav(tmp_path) -> Callable[..., Path]:
     """Factory: tone_wav(seconds, amplitude=8000, name="tone.wav") -> path of a PyAV-written tone."""
     return lambda seconds, amplitude=8000, name="tone.wav": write_tone_wav(tmp_path / name, seconds, amplitude=amplitude)
+
+
+# ROS (tests/nodes, tests/launch) ------------------------------------------------------------
+@pytest.fixture
+def context(monkeypatch):
+    """An rclpy context on a random ROS domain, with discovery kept on this machine."""
+    import random
+
+    import rclpy
+
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx, domain_id=random.randint(1, 200))
+    yield ctx
+    rclpy.shutdown(context=ctx)
+
+
+@pytest.fixture
+def spin_until():
+    """spin_until(executor, condition, timeout_s=10): spin until condition() holds, or fail."""
+    import time
+
+    def spin(executor, condition, timeout_s=10.0):
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, "condition not met in time"
+            executor.spin_once(timeout_sec=0.05)
+
+    return spin

@@ -329,16 +329,6 @@ def test_yaml_values_pass_the_nodes_validation(path):
 
 
 @pytest.fixture
-def context(monkeypatch):
-    """An rclpy context on a random domain, discovery kept on this machine."""
-    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    ctx = rclpy.context.Context()
-    rclpy.init(context=ctx, domain_id=random.randint(1, 200))
-    yield ctx
-    rclpy.shutdown(context=ctx)
-
-
-@pytest.fixture
 def params_context(monkeypatch):
     """Factory: an rclpy context started like a node process given `--params-file <path>`."""
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
