@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from socialmae_rt.model import CheckpointError, SocialMAE, SocialMAEConfig, load_official_checkpoint
+from socialmae_rt.model import CheckpointError, SocialMAEConfig, load_official_checkpoint
 from socialmae_rt.model.social_mae import AudioPatchEmbed, VideoPatchEmbed
 from socialmae_rt.training.masking import num_visible_tokens, random_masking, restore_with_mask_tokens
 from socialmae_rt.training.pretrain_model import (
