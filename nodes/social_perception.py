@@ -317,8 +317,7 @@ class SocialPerceptionNode(Node):
     def stop(self) -> None:
         """Stop the pipeline thread and the sources; the node can then be destroyed."""
         self._stop_requested.set()
-        for source in self.sources:
-            source.close()
+        close_all(self.sources)
         self.worker.join(timeout=5.0)
         for sink in self.sinks:
             sink.close()

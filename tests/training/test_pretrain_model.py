@@ -34,27 +34,8 @@ from socialmae_rt.training.pretrain_model import (
 # ---------------------------------------------------------------------------------------------
 
 
-def _block_shapes(d: int, mlp_ratio: float) -> dict[str, tuple[int, ...]]:
-    """timm 0.4.5 Attention/Mlp names + the reference Block's three LayerNorm pairs."""
-    hidden = int(d * mlp_ratio)
-    shapes = {
-        "attn.qkv.weight": (3 * d, d),
-        "attn.qkv.bias": (3 * d,),
-        "attn.proj.weight": (d, d),
-        "attn.proj.bias": (d,),
-        "mlp.fc1.weight": (hidden, d),
-        "mlp.fc1.bias": (hidden,),
-        "mlp.fc2.weight": (d, hidden),
-        "mlp.fc2.bias": (d,),
-    }
-    for norm in ("norm1", "norm1_a", "norm1_v", "norm2", "norm2_a", "norm2_v"):
-        shapes[f"{norm}.weight"] = (d,)
-        shapes[f"{norm}.bias"] = (d,)
-    return shapes
-
-
 def reference_pretrain_shapes(
-    d: int, depth: int, joint_depth: int, dd: int, decoder_depth: int, num_audio: int, num_video: int,
+    block_shapes, d: int, depth: int, joint_depth: int, dd: int, decoder_depth: int, num_audio: int, num_video: int,
     p: int = 16, s: int = 2, mlp_ratio: float = 4.0,
 ) -> dict[str, tuple[int, ...]]:
     """Every tensor of the reference pretraining model (no head), bare names."""
@@ -91,7 +72,7 @@ def reference_pretrain_shapes(
     }
     for group, (n, width) in groups.items():
         for i in range(n):
-            for name, shape in _block_shapes(width, mlp_ratio).items():
+            for name, shape in block_shapes(width, mlp_ratio).items():
                 shapes[f"{group}.{i}.{name}"] = shape
     return shapes
 
@@ -106,8 +87,8 @@ def tiny_config(**overrides) -> PretrainConfig:
     return PretrainConfig(encoder=encoder, **{"decoder_dim": 64, "decoder_depth": 2, "decoder_heads": 4, **overrides})
 
 
-def tiny_reference_shapes() -> dict[str, tuple[int, ...]]:
-    return reference_pretrain_shapes(192, 2, 1, 64, 2, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES)
+def tiny_reference_shapes(block_shapes) -> dict[str, tuple[int, ...]]:
+    return reference_pretrain_shapes(block_shapes, 192, 2, 1, 64, 2, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES)
 
 
 def released_format_state(shapes, prefix="module.", seed=0) -> dict[str, torch.Tensor]:
@@ -127,18 +108,18 @@ def random_inputs(config: SocialMAEConfig, batch: int = 3, seed: int = 0):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_default_config_is_the_released_pretraining_layout():
+def test_default_config_is_the_released_pretraining_layout(block_layout):
     """Full size (ViT-B encoder, 512-wide 8-block decoder) on the meta device: no memory used."""
     with torch.device("meta"):
         model = SocialMAEPretrain(PretrainConfig())
     ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    assert ours == reference_pretrain_shapes(768, 11, 1, 512, 8, 512, 784)
+    assert ours == reference_pretrain_shapes(block_layout, 768, 11, 1, 512, 8, 512, 784)
     assert ours["decoder_pred_v.weight"] == (16 * 16 * 2 * 3, 512) and ours["decoder_pred_a.weight"] == (256, 512)
     assert not any(name.startswith("mlp_head") for name in ours)
 
 
-def test_released_format_state_dict_loads_strictly(tmp_path):
-    state = released_format_state(tiny_reference_shapes())
+def test_released_format_state_dict_loads_strictly(tmp_path, block_layout):
+    state = released_format_state(tiny_reference_shapes(block_layout))
     path = tmp_path / "pretrained.pth"
     torch.save(state, path)
     for source in (path, state):
@@ -159,8 +140,8 @@ def test_released_format_state_dict_loads_strictly(tmp_path):
     ],
     ids=["missing", "unexpected", "shape"],
 )
-def test_mismatched_checkpoint_names_the_problem(tmp_path, change, expected):
-    state = released_format_state(tiny_reference_shapes())
+def test_mismatched_checkpoint_names_the_problem(tmp_path, change, expected, block_layout):
+    state = released_format_state(tiny_reference_shapes(block_layout))
     change(state)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
@@ -170,14 +151,14 @@ def test_mismatched_checkpoint_names_the_problem(tmp_path, change, expected):
         assert text in str(err.value)
 
 
-def test_wrong_decoder_size_is_described():
-    state = released_format_state(reference_pretrain_shapes(192, 2, 1, 128, 3, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES))
+def test_wrong_decoder_size_is_described(block_layout):
+    state = released_format_state(reference_pretrain_shapes(block_layout, 192, 2, 1, 128, 3, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES))
     with pytest.raises(CheckpointError, match="decoder_dim=128, decoder_depth=3"):
         load_pretrain_checkpoint(state, tiny_config())
 
 
-def test_encoder_of_a_pretraining_checkpoint_loads_into_social_mae(tmp_path):
-    state = released_format_state(tiny_reference_shapes(), seed=3)
+def test_encoder_of_a_pretraining_checkpoint_loads_into_social_mae(tmp_path, block_layout):
+    state = released_format_state(tiny_reference_shapes(block_layout), seed=3)
     path = tmp_path / "pretrained.pth"
     torch.save(state, path)
     encoder_config = tiny_config().encoder.with_heads(laughter=1)
