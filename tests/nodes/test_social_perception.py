@@ -25,14 +25,16 @@ def test_parameters_mirror_the_run_flags():
 def test_node_publishes_every_topic_and_takes_runtime_parameters(context, spin_until, tone_wav):
     clip = tone_wav(7.0)
     probe = rclpy.create_node("probe", context=context)
-    got = {name: [] for name in ("results", "emotion", "laughter", "laughter_onset", "personality", "diagnostics")}
+    got = {name: [] for name in ("results", "emotion", "laughter", "laughter_onset", "personality", "embedding",
+                                 "diagnostics")}
     for name, kind in (("results", String), ("emotion", Float32MultiArray), ("laughter", Float32),
-                       ("laughter_onset", Header), ("personality", Float32MultiArray)):
+                       ("laughter_onset", Header), ("personality", Float32MultiArray), ("embedding", Float32MultiArray)):
         probe.create_subscription(kind, f"/social_perception/{name}", got[name].append, RELIABLE)
     probe.create_subscription(DiagnosticArray, "/diagnostics", got["diagnostics"].append, 10)
     node = SocialPerceptionNode(context=context, parameter_overrides=[
         Parameter("source", value=str(clip)), Parameter("model", value="tiny"), Parameter("hop", value=1.0),
         Parameter("realtime", value=True),  # paced, so the probe is listening before windows come
+        Parameter("embedding", value=True),
         Parameter("laughter_on", value=0.01), Parameter("laughter_off", value=0.005),
         Parameter("laughter_min_duration_s", value=0.0),
     ])
@@ -40,7 +42,8 @@ def test_node_publishes_every_topic_and_takes_runtime_parameters(context, spin_u
     executor.add_node(node)
     executor.add_node(probe)
     try:
-        spin_until(executor, lambda: len(got["results"]) >= 3 and got["diagnostics"] and got["laughter_onset"], 60)
+        spin_until(executor, lambda: len(got["results"]) >= 3 and got["diagnostics"] and got["laughter_onset"]
+                   and got["embedding"], 60)
         records = [json.loads(m.data) for m in got["results"]]
         assert all(r["schema"] == "socialmae_rt.result/1" and r["modality"] == "audio" and r["face_id"] is None
                    for r in records)
@@ -51,6 +54,9 @@ def test_node_publishes_every_topic_and_takes_runtime_parameters(context, spin_u
         assert emotion.layout.dim[1].label == "face_id=none"
         assert len(emotion.data) == 6 and abs(sum(emotion.data) - 1.0) < 1e-4
         assert 0.0 <= got["laughter"][0].data <= 1.0
+        embedding = got["embedding"][0]
+        assert len(embedding.data) == 192 and embedding.layout.dim[1].label == "face_id=none"  # tiny width
+        assert len(records[0]["embedding"]) == 192
         personality = got["personality"][0]
         assert personality.layout.dim[0].label == "openness,conscientiousness,extraversion,agreeableness,neuroticism"
         onset = got["laughter_onset"][0]
