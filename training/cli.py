@@ -24,12 +24,14 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-steps-per-epoch", dest="max_steps_per_epoch", type=int)
+    p.add_argument("--save-every-steps", dest="save_every_steps", type=int,
+                   help="also checkpoint every N optimiser steps inside an epoch (resume continues from that batch)")
     p.add_argument("--no-resume", dest="resume", action="store_false", default=None,
                    help="start afresh even if the run folder has a checkpoint")
 
 
 TRAIN_FLAGS = ("out_dir", "epochs", "batch_size", "grad_accumulation", "precision", "num_workers", "device", "seed",
-               "max_steps_per_epoch", "resume")
+               "max_steps_per_epoch", "save_every_steps", "resume")
 
 
 def _overrides(args: argparse.Namespace, own: tuple[str, ...]) -> dict:

@@ -23,7 +23,7 @@ from socialmae_rt.model.checkpoint import load_any_checkpoint, save_checkpoint
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.model.social_mae import SocialMAE
 
-from .finetune import MODALITIES, model_inputs, task_loss
+from .finetune import MODALITIES, encode_rows, has_single_stream_clips, model_inputs, task_loss
 from .trainer import TrainConfig, Trainer
 
 
@@ -74,11 +74,11 @@ class DistillationPair(nn.Module):
         self.teacher.eval()  # the teacher never leaves eval mode
         return self
 
-    def forward(self, audio=None, video=None) -> dict[str, torch.Tensor]:
+    def forward(self, audio, video, use_audio, use_video) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            t_embedding = self.teacher.encode(audio, video)
+            t_embedding = encode_rows(self.teacher, audio, video, use_audio, use_video)
             t_logits = self.teacher.apply_heads(t_embedding)
-        s_embedding = self.student.encode(audio, video)
+        s_embedding = encode_rows(self.student, audio, video, use_audio, use_video)
         s_logits = self.student.apply_heads(s_embedding)
         temperature = self.config.temperature
         logit_losses = []
@@ -123,7 +123,8 @@ def distill(config: DistillConfig, train_data, tasks: Sequence | None = None, va
         trained = [p for name, p in model.named_parameters() if not name.startswith("teacher.")]
         return torch.optim.Adam(trained, lr=config.lr, weight_decay=config.weight_decay, betas=(0.95, 0.999))
 
-    trainer = Trainer(pair, make_optimizer, train_data, config.train, step, collate=collate)
+    trainer = Trainer(pair, make_optimizer, train_data, config.train, step, collate=collate,
+                      find_unused_parameters=has_single_stream_clips(train_data))
     summary = trainer.fit()
     out = Path(config.train.out_dir) / "student.safetensors"
     if trainer.dist.is_main:

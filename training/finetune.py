@@ -108,11 +108,60 @@ def task_loss(task, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def model_inputs(batch: dict, modality: str, device: torch.device) -> dict[str, torch.Tensor | None]:
+    """The streams `modality` uses, and per row which of them the clip really has.
+
+    A batch may mix clips prepared audio-only or video-only (prepare-data --keep-*-only); their
+    missing stream is a zero row in the batch, and `use_audio` / `use_video` [B] keep those rows
+    out of the model (encode_rows). A clip with none of the streams the modality asks for is an error.
+    """
     audio = batch.get("audio") if modality in ("audiovisual", "audio") else None
     video = batch.get("video") if modality in ("audiovisual", "video") else None
     if audio is None and video is None:
         raise ValueError(f"the batch has no {modality} input (clips: {batch.get('clip_id', [])[:3]})")
-    return {"audio": None if audio is None else audio.to(device), "video": None if video is None else video.to(device)}
+    rows = (audio if audio is not None else video).shape[0]
+    use_audio = _present(batch, "audio", audio, rows)
+    use_video = _present(batch, "video", video, rows)
+    unusable = ~(use_audio | use_video)
+    if unusable.any():
+        names = batch.get("clip_id") or [f"row {i}" for i in range(rows)]
+        clips = [names[i] for i in unusable.nonzero().flatten().tolist()]
+        raise ValueError(f"{len(clips)} clip(s) in the batch have no {modality} input "
+                         f"(e.g. {', '.join(clips[:3])}); prepare them with both streams or change the modality")
+    return {"audio": None if audio is None else audio.to(device), "video": None if video is None else video.to(device),
+            "use_audio": use_audio.to(device), "use_video": use_video.to(device)}
+
+
+def _present(batch: dict, stream: str, tensor: torch.Tensor | None, rows: int) -> torch.Tensor:
+    if tensor is None:
+        return torch.zeros(rows, dtype=torch.bool)
+    return batch.get(f"has_{stream}", torch.ones(rows, dtype=torch.bool))  # [B]
+
+
+def encode_rows(model: SocialMAE, audio: torch.Tensor | None, video: torch.Tensor | None,
+                use_audio: torch.Tensor, use_video: torch.Tensor) -> torch.Tensor:
+    """Embeddings [B, D] with each row encoded from the streams it has: audiovisual, audio-only
+    and video-only rows go through their own passes (as the live pipeline would run them), never
+    with a zero stream standing in for a missing one."""
+    all_audio, all_video = bool(use_audio.all()), bool(use_video.all())
+    if (all_audio or not use_audio.any()) and (all_video or not use_video.any()):  # one kind of row: one pass
+        return model.encode(audio if all_audio else None, video if all_video else None)
+    groups = ((use_audio & use_video, True, True), (use_audio & ~use_video, True, False),
+              (~use_audio & use_video, False, True))
+    pieces, order = [], []
+    for rows, with_audio, with_video in groups:
+        index = rows.nonzero().flatten()  # [n]
+        if index.numel():
+            pieces.append(model.encode(audio[index] if with_audio else None, video[index] if with_video else None))
+            order.append(index)
+    return torch.cat(pieces)[torch.argsort(torch.cat(order))]  # [B, D], back in batch order
+
+
+def has_single_stream_clips(data) -> bool:
+    """Whether some training clips lack a stream, so that a batch may skip an encoder branch."""
+    entries = getattr(data, "entries", None)
+    if entries is None:
+        return True  # not a WindowDataset: assume it may
+    return any(not (entry.has_audio and entry.has_video) for entry in entries)
 
 
 class _AllHeads(nn.Module):
@@ -122,8 +171,8 @@ class _AllHeads(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, audio=None, video=None) -> dict[str, torch.Tensor]:
-        return self.model.apply_heads(self.model.encode(audio, video))
+    def forward(self, audio, video, use_audio, use_video) -> dict[str, torch.Tensor]:
+        return self.model.apply_heads(encode_rows(self.model, audio, video, use_audio, use_video))
 
 
 def collect_outputs(model: SocialMAE, loader, tasks: Sequence, modality: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -134,7 +183,7 @@ def collect_outputs(model: SocialMAE, loader, tasks: Sequence, modality: str) ->
     model.eval()
     with torch.no_grad():
         for batch in loader:
-            logits = model.apply_heads(model.encode(**model_inputs(batch, modality, device)))
+            logits = model.apply_heads(encode_rows(model, **model_inputs(batch, modality, device)))
             for t in tasks:
                 truth[t.name].append(batch["targets"][t.name].cpu().numpy())
                 outputs[t.name].append(logits[t.name].float().cpu().numpy())
@@ -199,6 +248,7 @@ def finetune(config: FinetuneConfig, tasks: Sequence, train_data, val_data, test
         _AllHeads(model), make_optimizer, train_data, config.train, step, collate=collate,
         val_data=val_data, evaluate=lambda m, loader: evaluate_tasks(m.model, loader, tasks, config.modality),
         key_metric="score", make_scheduler=make_scheduler, on_best=save_best,
+        find_unused_parameters=has_single_stream_clips(train_data),
     )
     summary = trainer.fit()
     summary = {k: v for k, v in summary.items() if k != "last"}

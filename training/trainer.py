@@ -3,7 +3,7 @@
 What every run gets: one process on CPU or a GPU, or several under `torchrun`
 (DistributedDataParallel + DistributedSampler, gloo on CPU, nccl on GPUs); bf16/fp16 autocast;
 gradient accumulation; a checkpoint with optimiser, scheduler, scaler and RNG state after every
-epoch and exact resume from it; a progress bar; metrics in CSV (and TensorBoard when installed);
+epoch (and every `save_every_steps` optimiser steps) and exact resume from it, mid-epoch included; a progress bar; metrics in CSV (and TensorBoard when installed);
 learning curves as PNG; and a stop with a clear message, keeping the last good checkpoint, when
 the loss stops being finite.
 
@@ -14,6 +14,7 @@ A task plugs in two functions: `step(model, batch) -> (loss, {name: float})` and
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import math
 import os
@@ -25,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap batches per epoch (smoke runs, tests)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     resume: bool = True  # continue from out_dir/state.pt when it exists
+    save_every_steps: int = 0  # also checkpoint every N optimiser steps inside an epoch (0: at epoch ends only)
     tensorboard: bool = True  # also write TensorBoard events when tensorboard is installed
     progress: bool = True
 
@@ -55,6 +57,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accumulation"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.save_every_steps < 0:
+            raise ValueError(f"save_every_steps must be >= 0 (0: only at epoch ends), got {self.save_every_steps}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ValueError(f"max_steps_per_epoch must be >= 1, got {self.max_steps_per_epoch}")
 
@@ -111,9 +115,22 @@ def _rng_state() -> dict[str, Any]:
 def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())  # torch.load(map_location=cuda) may have moved it
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+class SkipFirst(Sampler):
+    """A sampler's order without its first `count` indices: the rest of an interrupted epoch."""
+
+    def __init__(self, sampler: Sampler, count: int) -> None:
+        self.sampler, self.count = sampler, count
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.count, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.count)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -123,9 +140,11 @@ def unwrap(model: nn.Module) -> nn.Module:
 class MetricsLog:
     """metrics.csv (epoch, step, split, metric, value), TensorBoard when available, curves PNG."""
 
-    def __init__(self, out_dir: Path, tensorboard: bool) -> None:
+    def __init__(self, out_dir: Path, tensorboard: bool, resumed_step: int | None = None) -> None:
         self.path = out_dir / "metrics.csv"
         self.png = out_dir / "learning_curves.png"
+        if resumed_step is not None and self.path.exists():
+            self._drop_rows_after(resumed_step)
         new = not self.path.exists()
         self._file = self.path.open("a", newline="")
         self._csv = csv.writer(self._file)
@@ -139,6 +158,15 @@ class MetricsLog:
                 self._tb = SummaryWriter(str(out_dir / "tensorboard"))
             except ImportError:
                 log.info("tensorboard is not installed: metrics go to %s only", self.path)
+
+    def _drop_rows_after(self, step: int) -> None:
+        """Rows logged after the checkpoint a run resumes from are logged again: keep one copy."""
+        with self.path.open(newline="") as file:
+            rows = list(csv.reader(file))
+        kept = rows[:1] + [row for row in rows[1:] if int(row[1]) <= step]
+        if len(kept) < len(rows):
+            with self.path.open("w", newline="") as file:
+                csv.writer(file).writerows(kept)
 
     def write(self, epoch: int, step: int, split: str, values: dict[str, Any]) -> None:
         for name, value in values.items():
@@ -188,7 +216,10 @@ class Trainer:
         key_metric: str | None = None,
         make_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None,
         on_best: Callable[[nn.Module, dict[str, Any]], None] | None = None,
+        find_unused_parameters: bool = False,
     ) -> None:
+        """`find_unused_parameters`: some batches leave parameters without a gradient (e.g. an
+        audio-only batch never reaches the video encoder); DistributedDataParallel must know."""
         if (val_data is None) != (evaluate is None) or (evaluate is not None and key_metric is None):
             raise ValueError("validation needs val_data, evaluate and key_metric together")
         self.config = config
@@ -205,7 +236,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.precision == "fp16")
         if self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
+                                                             find_unused_parameters=find_unused_parameters)
         self.train_data, self.val_data = train_data, val_data
         self.step_fn, self.evaluate_fn, self.key_metric = step, evaluate, key_metric
         self.collate, self.on_best = collate, on_best
@@ -214,13 +246,25 @@ class Trainer:
                                           shuffle=True, seed=config.seed, drop_last=self.dist.world_size > 1)
         self.epoch = 0  # epochs completed
         self.global_step = 0  # optimiser steps taken
+        self.resumed = False
+        # Set when state.pt was written inside an epoch: where that epoch goes on from.
+        self._mid_epoch: dict[str, Any] | None = None
         self.best: dict[str, Any] = {"value": -math.inf, "epoch": None}
         self.state_path = self.out_dir / STATE_FILE
         if config.resume and self.state_path.exists():
             self._load_state()
 
     # Checkpoints -----------------------------------------------------------------------------
-    def _save_state(self) -> None:
+    def _save_state(self, batches_done: int = 0, running: dict[str, float] | None = None) -> None:
+        """Every rank calls this (their RNG states are gathered); rank 0 writes.
+
+        `batches_done` > 0: a checkpoint inside the current epoch, after that many batches."""
+        rng = [_rng_state()]
+        if self.dist.world_size > 1 and batches_done:
+            import torch.distributed as dist
+
+            rng = [None] * self.dist.world_size
+            dist.all_gather_object(rng, _rng_state())
         if not self.dist.is_main:
             return
         state = {
@@ -231,7 +275,10 @@ class Trainer:
             "epoch": self.epoch,
             "global_step": self.global_step,
             "best": self.best,
-            "rng": _rng_state(),
+            "rng": rng,  # one per rank for a mid-epoch checkpoint; epoch ends reseed anyway
+            "batches_done": batches_done,
+            "running": running or {},
+            "world_size": self.dist.world_size,
             "config": asdict(self.config),
         }
         partial = self.state_path.with_suffix(".partial")
@@ -246,9 +293,19 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.global_step, self.best = state["epoch"], state["global_step"], state["best"]
-        _set_rng_state(state["rng"])
+        self.resumed = True
+        if state.get("batches_done"):
+            if state["world_size"] != self.dist.world_size:
+                raise ValueError(
+                    f"{self.state_path} was saved inside epoch {self.epoch + 1} by {state['world_size']} process(es); "
+                    f"this run has {self.dist.world_size}. Resume with {state['world_size']}, or delete the file "
+                    "to start over (epoch-end checkpoints resume with any number).")
+            self._mid_epoch = {"batches_done": state["batches_done"], "running": state["running"],
+                               "rng": state["rng"][self.dist.rank]}
         if self.dist.is_main:
-            log.warning("resuming from %s after epoch %d (step %d)", self.state_path, self.epoch, self.global_step)
+            done = state.get("batches_done", 0)
+            where = f"inside epoch {self.epoch + 1} after batch {done}" if done else f"after epoch {self.epoch}"
+            log.warning("resuming from %s: %s (step %d)", self.state_path, where, self.global_step)
 
     # Loop ---------------------------------------------------------------------------------------
     def _autocast(self):
@@ -260,7 +317,10 @@ class Trainer:
                           num_workers=self.config.num_workers, collate_fn=self.collate)
 
     def fit(self) -> dict[str, Any]:
-        metrics = MetricsLog(self.out_dir, self.config.tensorboard) if self.dist.is_main else None
+        metrics = None
+        if self.dist.is_main:
+            metrics = MetricsLog(self.out_dir, self.config.tensorboard,
+                                 resumed_step=self.global_step if self.resumed else None)
         result = None
         try:
             while self.epoch < self.config.epochs:
@@ -280,23 +340,31 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, metrics: MetricsLog | None) -> None:
         # Everything random in an epoch follows from (seed, epoch, rank): resuming at an epoch
-        # boundary replays exactly what an uninterrupted run would have done.
+        # boundary replays exactly what an uninterrupted run would have done. Inside an epoch, the
+        # sampler skips the batches already done and the RNG state saved there is put back.
         seed_everything(self.config.seed + 1000 * epoch + self.dist.rank)
         self.sampler.set_epoch(epoch)
         if hasattr(self.train_data, "set_epoch"):
             self.train_data.set_epoch(epoch)
-        loader = self._loader(self.train_data, sampler=self.sampler)
-        total = len(loader) if self.config.max_steps_per_epoch is None else min(len(loader), self.config.max_steps_per_epoch)
+        resume, self._mid_epoch = self._mid_epoch, None
+        start = resume["batches_done"] if resume else 0
+        batches = math.ceil(len(self.sampler) / self.config.batch_size)
+        total = batches if self.config.max_steps_per_epoch is None else min(batches, self.config.max_steps_per_epoch)
+        sampler = SkipFirst(self.sampler, start * self.config.batch_size) if start else self.sampler
+        batch_iter = iter(self._loader(self.train_data, sampler=sampler))  # draws a worker seed from the RNG
+        running: dict[str, float] = dict(resume["running"]) if resume else {}
+        if resume:
+            _set_rng_state(resume["rng"])
         self.model.train()
         bar = None
         if self.config.progress and self.dist.is_main:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", leave=False)
+            bar = tqdm(total=total, initial=start, desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch",
+                       leave=False)
         accumulate = self.config.grad_accumulation
         self.optimizer.zero_grad(set_to_none=True)
-        running: dict[str, float] = {}
-        for index, batch in enumerate(loader):
+        for index, batch in enumerate(batch_iter, start=start):
             if index >= total:
                 break
             with self._autocast():
@@ -321,6 +389,9 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['loss']:.4f}")
+            every = self.config.save_every_steps
+            if last_of_group and every and self.global_step % every == 0 and index + 1 < total:
+                self._save_state(batches_done=index + 1, running=running)
         if bar is not None:
             bar.close()
         if metrics is not None and total:

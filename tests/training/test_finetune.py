@@ -57,3 +57,27 @@ def test_finetuning_starts_from_our_checkpoint_encoder_with_fresh_heads(prepared
     model, _ = build_model(FinetuneConfig(init=str(path)), [data.task])
     assert model.config.primary_head == "synthetic" and model.config.num_classes == 3
     assert torch.equal(model.state_dict()["blocks_u.0.attn.qkv.weight"], source.state_dict()["blocks_u.0.attn.qkv.weight"])
+
+
+def test_rows_missing_a_stream_go_through_single_stream_passes():
+    """A batch mixing audiovisual, audio-only and video-only clips (zero rows where a stream is
+    missing): each row's embedding is what the model gives for the streams that clip has."""
+    from socialmae_rt.training.finetune import encode_rows, model_inputs
+
+    torch.manual_seed(0)
+    model = SocialMAE(SocialMAEConfig.variant("tiny")).eval()
+    audio, video = torch.randn(3, 1024, 128), torch.randn(3, 3, 224, 224, 8)
+    audio[2] = 0  # clip 2 has no audio, clip 1 no video: collate's zero rows
+    video[1] = 0
+    batch = {"audio": audio, "video": video, "clip_id": ["av", "a", "v"],
+             "has_audio": torch.tensor([True, True, False]), "has_video": torch.tensor([True, False, True])}
+    with torch.no_grad():
+        mixed = encode_rows(model, **model_inputs(batch, "audiovisual", torch.device("cpu")))
+        expected = torch.cat([model.encode(audio[:1], video[:1]), model.encode(audio=audio[1:2]),
+                              model.encode(video=video[2:3])])
+        zero_filled = model.encode(audio, video)
+    torch.testing.assert_close(mixed, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(mixed[1], zero_filled[1], atol=1e-3)  # a zero video would have changed it
+
+    with pytest.raises(ValueError, match=r"1 clip\(s\) in the batch have no audio input \(e.g. v\)"):
+        model_inputs(batch, "audio", torch.device("cpu"))

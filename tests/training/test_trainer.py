@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -88,38 +87,131 @@ def test_bad_settings_are_named():
         make_trainer("/tmp/unused-socialmae-fp16", epochs=1, precision="fp16", device="cpu")
 
 
-def test_torchrun_two_processes_keep_identical_weights(tmp_path):
+def test_torchrun_two_processes_keep_identical_weights_and_resume_inside_an_epoch(tmp_path):
     script = tmp_path / "ddp_run.py"
     script.write_text(textwrap.dedent(f"""
-        import os, sys, torch
+        import os, torch
         from torch import nn
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
         from socialmae_rt.training.trainer import TrainConfig, Trainer
         from torch.utils.data import TensorDataset
+        rank = os.environ["RANK"]
         g = torch.Generator().manual_seed(0)
         x = torch.randn(64, 6, generator=g); y = x @ torch.arange(1.0, 7.0)
-        def step(model, batch):
-            return nn.functional.mse_loss(model(batch[0]).squeeze(-1), batch[1]), {{}}
-        torch.manual_seed(int(os.environ["RANK"]))  # different starts: DDP must broadcast rank 0's
-        config = TrainConfig(out_dir={str(tmp_path / "run")!r}, epochs=2, batch_size=8, progress=False)
-        trainer = Trainer(nn.Linear(6, 1), lambda m: torch.optim.SGD(m.parameters(), lr=0.01), TensorDataset(x, y), config, step)
-        trainer.fit()
-        torch.save(trainer.model.module.state_dict(), {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt")
+        class Interrupted(Exception):
+            pass
+        def stepper(die_after):
+            calls = [0]
+            def step(model, batch):
+                calls[0] += 1
+                if calls[0] > die_after:
+                    raise Interrupted
+                # dropout: each rank's RNG matters, so a resume must restore every rank's state
+                out = nn.functional.dropout(model(batch[0]), 0.3)
+                return nn.functional.mse_loss(out.squeeze(-1), batch[1]), {{}}
+            return step
+        def run(name, die_after=10**6):
+            torch.manual_seed(int(rank))  # different starts: DDP must broadcast rank 0's
+            config = TrainConfig(out_dir={str(tmp_path)!r} + "/" + name, epochs=2, batch_size=8, progress=False,
+                                 save_every_steps=3)
+            trainer = Trainer(nn.Linear(6, 1), lambda m: torch.optim.SGD(m.parameters(), lr=0.01),
+                              TensorDataset(x, y), config, stepper(die_after))
+            trainer.fit()
+            return trainer
+        straight = run("straight")
+        torch.save(straight.model.module.state_dict(), {str(tmp_path)!r} + f"/straight{{rank}}.pt")
+        try:
+            run("resumed", die_after=6)  # 4 batches per rank and epoch: dies in epoch 2 after step 6
+        except Interrupted:
+            pass
+        resumed = run("resumed")
+        torch.save(resumed.model.module.state_dict(), {str(tmp_path)!r} + f"/resumed{{rank}}.pt")
     """))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_"))}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                           "--master_port", str(29500 + os.getpid() % 1000), str(script)],
                          env=env, capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr[-3000:]
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
-    for name in ranks[0]:
-        assert torch.equal(ranks[0][name], ranks[1][name])
-    assert (tmp_path / "run" / "state.pt").exists()
+    weights = {f"{name}{r}": torch.load(tmp_path / f"{name}{r}.pt") for name in ("straight", "resumed") for r in (0, 1)}
+    for key in ("straight1", "resumed0", "resumed1"):
+        for name, value in weights["straight0"].items():
+            assert torch.equal(value, weights[key][name]), key
     # Each rank saw half the data: 2 epochs x 4 batches of 8.
-    assert torch.load(tmp_path / "run" / "state.pt", weights_only=False)["global_step"] == 8
+    assert torch.load(tmp_path / "straight" / "state.pt", weights_only=False)["global_step"] == 8
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path):
     summary = make_trainer(tmp_path, epochs=2, precision="bf16").fit()
     rows = [r for r in csv.DictReader((tmp_path / "metrics.csv").open()) if r["split"] == "val"]
     assert summary["epochs"] == 2 and float(rows[-1]["value"]) > float(rows[0]["value"])
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(batches):
+    """A step function that dies on batch number `batches + 1`, like a killed job."""
+    calls = {"n": 0}
+
+    def dying_step(model, batch):
+        calls["n"] += 1
+        if calls["n"] > batches:
+            raise Interrupted
+        x, y = batch
+        # Dropout makes the loss depend on the RNG: resume must restore it exactly.
+        return nn.functional.mse_loss(nn.functional.dropout(model(x), 0.3).squeeze(-1), y), {}
+
+    return dying_step
+
+
+def test_resume_inside_an_epoch_continues_exactly(tmp_path):
+    def trainer(out_dir, step_fn, **overrides):
+        torch.manual_seed(0)
+        config = TrainConfig(out_dir=str(out_dir), epochs=2, batch_size=8, progress=False, save_every_steps=3,
+                             **overrides)
+        return Trainer(nn.Linear(6, 1), lambda m: torch.optim.Adam(m.parameters(), lr=0.05), linear_data(), config,
+                       step_fn, make_scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.7))
+
+    straight = trainer(tmp_path / "straight", interrupt_after(10**6))
+    straight.fit()
+    # 8 batches per epoch; checkpoints at steps 3, 6, 8 (epoch end), 9, 12; the run dies in batch 15.
+    with pytest.raises(Interrupted):
+        trainer(tmp_path / "resumed", interrupt_after(14)).fit()
+    state = torch.load(tmp_path / "resumed" / "state.pt", weights_only=False)
+    assert (state["epoch"], state["batches_done"], state["global_step"]) == (1, 4, 12)
+    rows_before = list(csv.DictReader((tmp_path / "resumed" / "metrics.csv").open()))
+    assert max(int(r["step"]) for r in rows_before) == 14  # logged past the checkpoint before dying
+
+    resumed = trainer(tmp_path / "resumed", interrupt_after(10**6))
+    assert (resumed.epoch, resumed.global_step) == (1, 12)
+    resumed.fit()
+    assert resumed.global_step == straight.global_step == 16
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    steps = [int(r["step"]) for r in csv.DictReader((tmp_path / "resumed" / "metrics.csv").open())
+             if r["split"] == "train" and r["metric"] == "loss"]
+    assert steps == list(range(1, 17))  # the rows after the checkpoint are not doubled
+
+
+def test_mid_epoch_checkpoint_refuses_another_world_size(tmp_path):
+    config = TrainConfig(out_dir=str(tmp_path), epochs=1, batch_size=8, progress=False, save_every_steps=2)
+    with pytest.raises(Interrupted):
+        Trainer(nn.Linear(6, 1), lambda m: torch.optim.SGD(m.parameters(), lr=0.01), linear_data(), config,
+                interrupt_after(3)).fit()
+    state = torch.load(tmp_path / "state.pt", weights_only=False)
+    state["world_size"] = 2
+    torch.save(state, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match="saved inside epoch 1 by 2 process"):
+        Trainer(nn.Linear(6, 1), lambda m: torch.optim.SGD(m.parameters(), lr=0.01), linear_data(), config, step)
+
+
+def test_tensorboard_events_hold_the_logged_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    make_trainer(tmp_path, epochs=2).fit()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "val/neg_mse"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 17))
+    rows = [r for r in csv.DictReader((tmp_path / "metrics.csv").open()) if r["split"] == "val"]
+    assert [round(e.value, 4) for e in events.Scalars("val/neg_mse")] == [round(float(r["value"]), 4) for r in rows]
