@@ -26,10 +26,20 @@ DEMO_ARGS ?=
 $(SAMPLE): | setup
 	$(VPY) -m socialmae_rt.sample_media $(SAMPLE)
 
-# The main job: live perception on the bundled-parts sample clip, paced in real time.
-# Add flags with DEMO_ARGS, e.g. make demo DEMO_ARGS="--weights ft.pth" or "--model small".
+# The live demo on the sample clip (no camera needed): a window when there is a display, else
+# drawn headless into outputs/demo.mp4. Add flags with DEMO_ARGS, e.g.
+# make demo DEMO_ARGS="--weights ft.pth" or "--model small". A webcam: socialmae-rt demo --camera 0
 demo: setup $(SAMPLE)
-	$(VENV)/bin/socialmae-rt run --source $(SAMPLE) --realtime --output outputs/demo.jsonl $(DEMO_ARGS)
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+	  $(VENV)/bin/socialmae-rt demo --source $(SAMPLE) --output outputs/demo.jsonl $(DEMO_ARGS); \
+	else \
+	  echo "no display: drawing the demo headless into outputs/demo.mp4"; \
+	  $(VENV)/bin/socialmae-rt demo --source $(SAMPLE) --headless --record outputs/demo.mp4 --output outputs/demo.jsonl $(DEMO_ARGS); \
+	fi
+
+# The README's screenshot, drawn by the demo itself from the sample clip.
+docs/demo.png: | setup $(SAMPLE)
+	$(VENV)/bin/socialmae-rt demo --source $(SAMPLE) --headless --snapshot $@ --snapshot-at 6.2 --duration 6.5
 
 # Backends x model sizes (table, outputs/bench.json + .png), then the pipeline around the model.
 bench: setup $(SAMPLE)

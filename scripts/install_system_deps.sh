@@ -11,6 +11,8 @@ PACKAGES=(
   pulseaudio        # microphone tests: a private server whose null-sink monitor stands in for a mic
   pulseaudio-utils  # microphone tests: pacat/pactl play tones into the null sink and control it
   libasound2-plugins # microphone tests: the ALSA `pulse` device PortAudio captures through
+  xvfb              # demo test: the OpenCV window on a virtual X display
+  xdotool           # demo test: real key presses (s, q) into that window
 )
 
 missing=()

@@ -58,14 +58,18 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     """Stream a camera (+ microphone) or a media file through the model; print and/or write JSONL."""
-    import logging
-
     from socialmae_rt.runner import RunOptions, run
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    options = RunOptions(**{k: v for k, v in vars(args).items() if k not in ("command", "handler")})
-    run(options)
+    run(_options(args, RunOptions))
     return 0
+
+
+def _options(args: argparse.Namespace, options_class):
+    """The options dataclass from a subcommand's flags (named as its fields); warnings to stderr."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return options_class(**{k: v for k, v in vars(args).items() if k not in ("command", "handler")})
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +108,54 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zmq-curve-key", default=d.zmq_curve_key,
                    help="CURVE secret certificate (zmq.auth.create_certificates) to encrypt the ZeroMQ stream")
     p.set_defaults(handler=_run)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The live overlay: video with face boxes, per-face bars and a status strip."""
+    from socialmae_rt.demo.app import DemoOptions, run_demo
+
+    run_demo(_options(args, DemoOptions))
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    from socialmae_rt.demo.app import DemoOptions
+
+    d = DemoOptions()
+    p = sub.add_parser(
+        "demo",
+        help="live webcam demo: the video with face boxes, emotion/laughter/personality bars and a status strip",
+        description="Show what the robot perceives: an OpenCV window with each tracked face boxed, per-face bars "
+        "for the six emotions, a laughter meter that flashes on onset, Big-Five bars, the modality in use, and a "
+        "status strip (backend, windows/s, latencies, skipped windows, microphone level). Keys: q quits, space "
+        "pauses the view, s saves a screenshot. --record writes the annotated video with its audio to an mp4; "
+        "--headless draws without a window.",
+    )
+    p.add_argument("--camera", default=d.camera, help=f"camera index, /dev/videoN or stream URL (default: {d.camera})")
+    p.add_argument("--source", default=d.source, help="a media file instead of the camera (it brings its own audio)")
+    p.add_argument("--mic", default=d.mic, help="microphone index or name substring; 'none' for no audio "
+                   "(default: the default input)")
+    p.add_argument("--weights", default=d.weights, help="released .pth or our .safetensors; without it the model "
+                   "has RANDOM weights (shown on screen)")
+    p.add_argument("--model", default=d.model, choices=["base", "small", "tiny"],
+                   help=f"model size when the weights do not say (default: {d.model})")
+    p.add_argument("--backend", default=d.backend, help=f"inference backend (default: {d.backend})")
+    p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows (default: {d.hop})")
+    p.add_argument("--max-faces", type=int, default=d.max_faces, help=f"faces tracked at once (default: {d.max_faces})")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (default: library default)")
+    p.add_argument("--width", type=int, default=d.width, help=f"camera width asked for (default: {d.width})")
+    p.add_argument("--height", type=int, default=d.height, help=f"camera height asked for (default: {d.height})")
+    p.add_argument("--fps", type=float, default=d.fps, help=f"camera frame rate asked for (default: {d.fps})")
+    p.add_argument("--record", default=d.record, help="write the annotated video and the audio to this .mp4")
+    p.add_argument("--headless", action="store_true", help="no window (servers, tests): use with --record or --snapshot")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=d.realtime,
+                   help="pace a file at real time (default: yes in a window; headless, as fast as it goes, every frame)")
+    p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds")
+    p.add_argument("--output", default=d.output, help="also write the result records to this JSONL file")
+    p.add_argument("--screenshot-dir", default=d.screenshot_dir, help="where the s key saves PNGs (default: .)")
+    p.add_argument("--snapshot", default=d.snapshot, help="save the canvas drawn --snapshot-at seconds in to this PNG")
+    p.add_argument("--snapshot-at", type=float, default=d.snapshot_at, help="seconds from the first frame (default: 0)")
+    p.set_defaults(handler=_demo)
 
 
 def _bench_pipeline(args: argparse.Namespace) -> int:
@@ -224,7 +276,7 @@ def _add_build_engine(sub: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_info, _add_run, _add_bench_pipeline, _add_bench_node, _add_bench, _add_export_onnx, _add_build_engine,
+    _add_info, _add_run, _add_demo, _add_bench_pipeline, _add_bench_node, _add_bench, _add_export_onnx, _add_build_engine,
 ]
 
 

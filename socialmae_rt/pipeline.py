@@ -33,6 +33,15 @@ from socialmae_rt.scheduler import SchedulerConfig, WindowScheduler
 log = logging.getLogger(__name__)
 
 
+class IngestObserver(Protocol):
+    """Sees what the pipeline ingests, on the capture thread, after the tracker ran (the demo's
+    overlay and recording). Must be quick: it holds up capture."""
+
+    def on_frame(self, frame: VideoFrame) -> None: ...
+
+    def on_audio(self, chunk: AudioChunk) -> None: ...
+
+
 class FaceTrackerLike(Protocol):
     def update(self, frame: VideoFrame) -> list[FaceCrop]: ...
 
@@ -84,8 +93,10 @@ class Pipeline:
         tracker: FaceTrackerLike | None,
         sinks: Sequence = (),
         config: PipelineConfig | None = None,
+        observers: Sequence[IngestObserver] = (),
     ) -> None:
         self.config = config or PipelineConfig()
+        self.observers = list(observers)
         self.backend = backend
         self.tracker = tracker
         self.sinks = list(sinks)
@@ -117,11 +128,15 @@ class Pipeline:
                     self.buffer.add_crop(crop)
                 self.buffer.mark_video(item.stamp_ns)
                 self._data.notify_all()
+            for observer in self.observers:
+                observer.on_frame(item)
         elif isinstance(item, AudioChunk):
             with self._data:
                 self.scheduler.anchor(item.stamp_ns)
                 self.buffer.add_audio(item)
                 self._data.notify_all()
+            for observer in self.observers:
+                observer.on_audio(item)
         else:
             raise TypeError(f"pipeline ingests VideoFrame or AudioChunk, got {type(item).__name__}")
 

@@ -95,8 +95,9 @@ def build_sources(options: RunOptions) -> list:
     return [MediaFileSource(MediaFileConfig(path=str(path), realtime=options.realtime))]
 
 
-def open_sources(sources: list) -> list:
-    """Open each source; one that fails is left out with a warning, unless none is left."""
+def open_sources(sources: list, failed: list | None = None) -> list:
+    """Open each source; one that fails is left out with a warning (and appended to `failed` as
+    (source, error)), unless none is left."""
     from socialmae_rt.messages import SourceError
 
     opened, failures = [], []
@@ -106,6 +107,8 @@ def open_sources(sources: list) -> list:
             opened.append(source)
         except SourceError as err:
             failures.append(str(err))
+            if failed is not None:
+                failed.append((source, err))
             log.warning("%s; continuing without it", err)
     if not opened:
         raise SourceError("no source could be opened: " + "; ".join(failures))
@@ -121,7 +124,7 @@ def model_config_for(options: RunOptions) -> SocialMAEConfig | None:
     return None
 
 
-def build_pipeline(options: RunOptions, sinks: list) -> "Pipeline":
+def build_pipeline(options: RunOptions, sinks: list, observers: tuple = ()) -> "Pipeline":
     # Heavy imports (torch, MediaPipe) happen here, after the sources started capturing.
     from socialmae_rt.engines import create_backend
     from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
@@ -133,7 +136,7 @@ def build_pipeline(options: RunOptions, sinks: list) -> "Pipeline":
     tracker = FaceTracker(detector, TrackerConfig(max_tracks=options.max_faces))
     config = PipelineConfig(hop_s=options.hop, include_embedding=options.embedding, postprocess=options.postprocess)
     config.buffer.max_faces = options.max_faces
-    return Pipeline(backend, tracker, sinks, config)
+    return Pipeline(backend, tracker, sinks, config, observers=observers)
 
 
 def output_sinks(options: RunOptions, out: TextIO = sys.stdout) -> list:

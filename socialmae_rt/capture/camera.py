@@ -64,8 +64,11 @@ class CameraConfig:
 
     @property
     def is_file(self) -> bool:
-        """A regular file on disk (a recording), as opposed to a device node, index or URL."""
-        return isinstance(self.device, str) and os.path.isfile(self.device)
+        """A regular file on disk (a recording, also as a file:// URL), as opposed to a device node,
+        index or network URL."""
+        if not isinstance(self.device, str):
+            return False
+        return os.path.isfile(self.device.removeprefix("file://"))
 
     @property
     def looks_like_local_path(self) -> bool:

@@ -1,0 +1,1 @@
+"""Live webcam demo: overlay, recording and the demo loop."""
