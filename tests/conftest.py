@@ -6,7 +6,10 @@ live here as fixtures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -237,6 +240,147 @@ def write_tone_wav(path: Path, seconds: float, rate: int = 16000, amplitude: int
 def tone_wav(tmp_path) -> Callable[..., Path]:
     """Factory: tone_wav(seconds, amplitude=8000, name="tone.wav") -> path of a PyAV-written tone."""
     return lambda seconds, amplitude=8000, name="tone.wav": write_tone_wav(tmp_path / name, seconds, amplitude=amplitude)
+
+
+# PulseAudio (tests/capture/test_microphone.py, tests/demo) ------------------------------------
+# No sound card here: a private PulseAudio server (a user process) with null sinks stands in.
+# A client captures a sink's `.monitor` through PortAudio's ALSA host and the ALSA `pulse`
+# plugin; what `pacat` plays into the sink comes back in real time, as from a microphone.
+# PortAudio reads the ALSA configuration once per process, so clients run as subprocesses with
+# the server's `env` (its HOME holds the test's .asoundrc).
+
+PULSE_INSTALL_HINT = "apt-get install pulseaudio pulseaudio-utils libasound2-plugins (scripts/install_system_deps.sh)"
+PULSE_SINK_RATE = 48000  # the null sinks' rate: what pacat plays into them
+PULSE_START_TIMEOUT_S = 10.0
+
+
+def pulse_tools_missing() -> list[str]:
+    import glob
+    import shutil
+
+    missing = [tool for tool in ("pulseaudio", "pacat", "pactl") if shutil.which(tool) is None]
+    if not glob.glob("/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so"):
+        missing.append("the ALSA pulse plugin")
+    return missing
+
+
+def isolated_audio_env(base: Path, asoundrc: str, server_socket: Path) -> dict[str, str]:
+    """Environment in which ALSA sees only our .asoundrc (beside the system config) and PulseAudio
+    clients talk only to our server, never autospawning one."""
+    home = base / "home"
+    runtime = base / "run"
+    for folder in (home, runtime):
+        folder.mkdir(parents=True, exist_ok=True)
+    runtime.chmod(0o700)  # PulseAudio refuses a runtime dir others can read
+    (home / ".asoundrc").write_text(asoundrc)
+    client_conf = base / "client.conf"
+    client_conf.write_text("autospawn = no\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ALSA_", "PULSE_"))}
+    env.update(
+        HOME=str(home),
+        XDG_RUNTIME_DIR=str(runtime),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        PULSE_SERVER=f"unix:{server_socket}",
+        PULSE_CLIENTCONFIG=str(client_conf),
+        JACK_NO_START_SERVER="1",  # PortAudio's JACK host probes for a server; never start one
+    )
+    return env
+
+
+@dataclass
+class PulseServer:
+    """A private PulseAudio server with null sinks, each kept busy by a silent low-latency stream.
+
+    An idle null sink renders in long blocks (first buffers took up to 2 s here); a stream
+    playing into the sink keeps it rendering in ~20 ms steps.
+    """
+
+    base: Path
+    sinks: tuple[str, ...]
+    asoundrc: str  # the ALSA devices clients see (e.g. `type pulse` PCMs on the sinks' monitors)
+    env: dict[str, str] = field(init=False)
+    daemon: subprocess.Popen | None = None
+    keepers: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def socket(self) -> Path:
+        return self.base / "native"
+
+    @property
+    def log(self) -> Path:
+        return self.base / "pulseaudio.log"
+
+    def start(self) -> "PulseServer":
+        if len(str(self.socket)) > 100:  # AF_UNIX paths are limited to 108 bytes
+            raise RuntimeError(f"socket path {self.socket} is too long for a unix socket; use a shorter TMPDIR")
+        self.env = isolated_audio_env(self.base, self.asoundrc, self.socket)
+        command = [
+            "pulseaudio", "-n", "--daemonize=no", "--system=no", "--use-pid-file=no",
+            "--exit-idle-time=-1", "--disallow-exit", "--disable-shm=yes", "--realtime=no",
+            "--high-priority=no", "--log-target=stderr", "--log-level=error",
+            f"--load=module-native-protocol-unix auth-anonymous=1 socket={self.socket}",
+        ]  # fmt: skip
+        command += [f"--load=module-null-sink sink_name={sink} rate={PULSE_SINK_RATE} channels=2" for sink in self.sinks]
+        with self.log.open("w") as log:
+            self.daemon = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_for("the server to answer", lambda: self.pactl("info", check=False).returncode == 0)
+        for sink in self.sinks:
+            self.keepers.append(
+                subprocess.Popen(
+                    ["pacat", "--playback", "--raw", f"--device={sink}", "--latency-msec=20", "/dev/zero"],
+                    env=self.env,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        self._wait_for("the silent streams to connect", self._all_sinks_playing)
+        for sink in self.sinks:
+            # the sink's first 2 s block was armed before the silent stream asked for 20 ms, and
+            # runs out first; suspending and resuming re-arms it with the short block
+            self.pactl("suspend-sink", sink, "1")
+            self.pactl("suspend-sink", sink, "0")
+        return self
+
+    def _all_sinks_playing(self) -> bool:
+        lines = self.pactl("list", "short", "sink-inputs").stdout.splitlines()
+        return len(lines) == len(self.sinks)
+
+    def _wait_for(self, what: str, ready) -> None:
+        deadline = time.monotonic() + PULSE_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.daemon.poll() is not None:
+                raise RuntimeError(f"pulseaudio exited with {self.daemon.returncode}: {self.log.read_text()}")
+            if ready():
+                return
+            time.sleep(0.02)  # polling interval; the deadline bounds the wait
+        raise RuntimeError(f"pulseaudio: gave up waiting for {what} after {PULSE_START_TIMEOUT_S} s")
+
+    def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=5, check=check)
+
+    def stop(self) -> None:
+        for process in [*self.keepers, self.daemon]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in [*self.keepers, self.daemon]:
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def pulse_audio():
+    """PulseServer(base, sinks, asoundrc).start() and isolated_env(base, asoundrc, socket); skips
+    the test when PulseAudio or the ALSA pulse plugin is missing."""
+    from types import SimpleNamespace
+
+    missing = pulse_tools_missing()
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)}: {PULSE_INSTALL_HINT}")
+    return SimpleNamespace(PulseServer=PulseServer, isolated_env=isolated_audio_env, sink_rate=PULSE_SINK_RATE)
 
 
 # ROS (tests/nodes, tests/launch) ------------------------------------------------------------

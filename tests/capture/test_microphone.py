@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ INSTALL_HINT = "apt-get install pulseaudio pulseaudio-utils libasound2-plugins (
 ALSA_PULSE_PLUGIN = "/usr/lib/*/alsa-lib/libasound_module_pcm_pulse.so"
 RESULT_MARKER = "MIC_RESULT "
 SCENARIO_TIMEOUT_S = 30.0  # a scenario normally takes 1-3 s; this only stops a hung one
-SERVER_START_TIMEOUT_S = 10.0
 
 TONE_RATE = 48000  # what pacat plays into the sink
 OUTPUT_RATE = 16000
@@ -84,115 +82,9 @@ needs_pulse = pytest.mark.skipif(bool(missing_tools), reason=f"missing {', '.joi
 # -- the test side: PulseAudio server, ALSA config, subprocess runner --------------------------
 
 
-def isolated_env(base: Path, asoundrc: str, server_socket: Path) -> dict[str, str]:
-    """Environment in which ALSA sees only our .asoundrc (beside the system config) and PulseAudio
-    clients talk only to our server, never autospawning one."""
-    home = base / "home"
-    runtime = base / "run"
-    for folder in (home, runtime):
-        folder.mkdir(parents=True, exist_ok=True)
-    runtime.chmod(0o700)  # PulseAudio refuses a runtime dir others can read
-    (home / ".asoundrc").write_text(asoundrc)
-    client_conf = base / "client.conf"
-    client_conf.write_text("autospawn = no\n")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ALSA_", "PULSE_"))}
-    env.update(
-        HOME=str(home),
-        XDG_RUNTIME_DIR=str(runtime),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        PULSE_SERVER=f"unix:{server_socket}",
-        PULSE_CLIENTCONFIG=str(client_conf),
-        JACK_NO_START_SERVER="1",  # PortAudio's JACK host probes for a server; never start one
-    )
-    return env
-
-
-@dataclass
-class PulseServer:
-    """A private PulseAudio server with null sinks, each kept busy by a silent low-latency stream.
-
-    An idle null sink renders in long blocks (first buffers took up to 2 s here); a stream
-    playing into the sink keeps it rendering in ~20 ms steps.
-    """
-
-    base: Path
-    sinks: tuple[str, ...]
-    env: dict[str, str] = field(init=False)
-    daemon: subprocess.Popen | None = None
-    keepers: list[subprocess.Popen] = field(default_factory=list)
-
-    @property
-    def socket(self) -> Path:
-        return self.base / "native"
-
-    @property
-    def log(self) -> Path:
-        return self.base / "pulseaudio.log"
-
-    def start(self) -> "PulseServer":
-        if len(str(self.socket)) > 100:  # AF_UNIX paths are limited to 108 bytes
-            raise RuntimeError(f"socket path {self.socket} is too long for a unix socket; use a shorter TMPDIR")
-        self.env = isolated_env(self.base, ASOUNDRC, self.socket)
-        command = [
-            "pulseaudio", "-n", "--daemonize=no", "--system=no", "--use-pid-file=no",
-            "--exit-idle-time=-1", "--disallow-exit", "--disable-shm=yes", "--realtime=no",
-            "--high-priority=no", "--log-target=stderr", "--log-level=error",
-            f"--load=module-native-protocol-unix auth-anonymous=1 socket={self.socket}",
-        ]  # fmt: skip
-        command += [f"--load=module-null-sink sink_name={sink} rate={TONE_RATE} channels=2" for sink in self.sinks]
-        with self.log.open("w") as log:
-            self.daemon = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self._wait_for("the server to answer", lambda: self.pactl("info", check=False).returncode == 0)
-        for sink in self.sinks:
-            self.keepers.append(
-                subprocess.Popen(
-                    ["pacat", "--playback", "--raw", f"--device={sink}", "--latency-msec=20", "/dev/zero"],
-                    env=self.env,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        self._wait_for("the silent streams to connect", self._all_sinks_playing)
-        for sink in self.sinks:
-            # the sink's first 2 s block was armed before the silent stream asked for 20 ms, and
-            # runs out first; suspending and resuming re-arms it with the short block
-            self.pactl("suspend-sink", sink, "1")
-            self.pactl("suspend-sink", sink, "0")
-        return self
-
-    def _all_sinks_playing(self) -> bool:
-        lines = self.pactl("list", "short", "sink-inputs").stdout.splitlines()
-        return len(lines) == len(self.sinks)
-
-    def _wait_for(self, what: str, ready) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.daemon.poll() is not None:
-                raise RuntimeError(f"pulseaudio exited with {self.daemon.returncode}: {self.log.read_text()}")
-            if ready():
-                return
-            time.sleep(0.02)  # polling interval; the deadline bounds the wait
-        raise RuntimeError(f"pulseaudio: gave up waiting for {what} after {SERVER_START_TIMEOUT_S} s")
-
-    def pactl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True, timeout=5, check=check)
-
-    def stop(self) -> None:
-        for process in [*self.keepers, self.daemon]:
-            if process is not None and process.poll() is None:
-                process.terminate()
-        for process in [*self.keepers, self.daemon]:
-            if process is None:
-                continue
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
-def pulse(tmp_path_factory):
-    server = PulseServer(tmp_path_factory.mktemp("pulse"), sinks=("micsink", "stallsink"))
+def pulse(tmp_path_factory, pulse_audio):
+    server = pulse_audio.PulseServer(tmp_path_factory.mktemp("pulse"), sinks=("micsink", "stallsink"), asoundrc=ASOUNDRC)
     try:
         yield server.start()
     finally:
@@ -200,9 +92,9 @@ def pulse(tmp_path_factory):
 
 
 @pytest.fixture()
-def private_pulse(tmp_path):
+def private_pulse(tmp_path, pulse_audio):
     """A server of its own, for a test that kills it."""
-    server = PulseServer(tmp_path / "pulse", sinks=("stallsink",))
+    server = pulse_audio.PulseServer(tmp_path / "pulse", sinks=("stallsink",), asoundrc=ASOUNDRC)
     try:
         yield server.start()
     finally:
@@ -376,11 +268,11 @@ def test_unknown_device_name_lists_the_input_devices(resolved):
     assert resolved["unknown_state"] == "failed"
 
 
-def test_no_input_devices_at_all_says_so(tmp_path):
+def test_no_input_devices_at_all_says_so(tmp_path, pulse_audio):
     if Path("/dev/snd").exists():
         pytest.skip("this machine has sound hardware (/dev/snd), so it cannot show 'no input devices'")
     # our decoy only, and no PulseAudio server behind the system's `pulse` device
-    env = isolated_env(tmp_path, NO_INPUT_ASOUNDRC, tmp_path / "no-server")
+    env = pulse_audio.isolated_env(tmp_path, NO_INPUT_ASOUNDRC, tmp_path / "no-server")
     result = run_scenario("open_error", env, device=None)
     assert result["inputs"] == []
     assert "no audio input devices" in result["error"]

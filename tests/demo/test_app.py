@@ -154,6 +154,53 @@ def test_a_microphone_that_cannot_be_opened_leaves_a_notice_and_video_goes_on(sa
     assert (np.abs(banner - notice).sum(axis=1) < 10).mean() > 0.3  # the notice banner is on screen
 
 
+DEMO_ASOUNDRC = """
+pcm.demomic {
+    type pulse
+    device "demosink.monitor"
+    hint { show on description "demo test microphone: monitor of null sink demosink" }
+}
+"""
+
+
+def test_a_camera_that_cannot_be_opened_leaves_a_notice_and_the_microphone_goes_on(pulse_audio, tmp_path_factory):
+    """A real microphone (a PulseAudio null sink's monitor with a 440 Hz tone playing into it) and
+    a camera device that does not exist: audio-only results on a blank canvas, the notice on it."""
+    base = tmp_path_factory.mktemp("pa")  # short: the server's unix socket path is limited
+    rate = pulse_audio.sink_rate
+    t = np.arange(12 * rate) / rate
+    tone = np.repeat((0.5 * np.sin(2 * np.pi * 440.0 * t))[:, None], 2, axis=1)  # [frames, 2]
+    (tone * 32767).round().astype("<i2").tofile(base / "tone.raw")
+    server = pulse_audio.PulseServer(base / "server", sinks=("demosink",), asoundrc=DEMO_ASOUNDRC).start()
+    player = subprocess.Popen(["pacat", "--playback", "--raw", "--format=s16le", f"--rate={rate}", "--channels=2",
+                               "--device=demosink", "--latency-msec=20", str(base / "tone.raw")], env=server.env)
+    out = base / "out"
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "socialmae_rt.cli", "demo", "--camera", "/dev/video-missing", "--mic", "demomic",
+             "--headless", "--model", "tiny", "--duration", "7", "--record", str(out / "a.mp4"),
+             "--output", str(out / "r.jsonl"), "--snapshot", str(out / "a.png"), "--snapshot-at", "6"],
+            env=server.env, capture_output=True, text=True, timeout=120)
+    finally:
+        player.kill()
+        player.wait()
+        server.stop()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "camera unavailable" in run.stdout and "audio only" in run.stdout
+    records = results(out / "r.jsonl")
+    assert records and {(r["modality"], r["face_id"]) for r in records} == {("audio", None)}
+    frames, audio, audio_rate = decode(out / "a.mp4")
+    assert len(frames) > 5 * 15 * 0.8  # blank canvas at 15 fps for the whole run
+    middle = audio[audio.size // 3: 2 * audio.size // 3]
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(middle.size)))
+    assert abs(np.fft.rfftfreq(middle.size, 1 / audio_rate)[np.argmax(spectrum)] - 440.0) < 5
+    shot = cv2.imread(str(out / "a.png"))
+    assert not shot[100:400, 100:500].any()  # no camera: the frame area is blank
+    banner = shot[2:18, 100:400].reshape(-1, 3).astype(int)
+    notice = np.array(OverlayRenderer().config.notice_background)
+    assert (np.abs(banner - notice).sum(axis=1) < 10).mean() > 0.3
+
+
 def test_no_camera_and_no_microphone_is_one_clear_error(tmp_path):
     with pytest.raises(SourceError, match="no source could be opened: camera '/dev/video-missing': no such file"):
         run_demo(DemoOptions(camera="/dev/video-missing", mic="none", headless=True, model="tiny"))
