@@ -249,28 +249,49 @@ def xdotool(display: str, *args: str, timeout: float = 10) -> str:
                           text=True, timeout=timeout, check=True).stdout
 
 
-def test_the_window_shows_the_demo_and_answers_s_and_q(display, sample, tmp_path):
+def test_the_window_shows_the_demo_and_answers_s_space_and_q(display, sample, tmp_path):
     shots = tmp_path / "shots"
     env = {**os.environ, "DISPLAY": display}
     demo = subprocess.Popen([sys.executable, "-m", "socialmae_rt.cli", "demo", "--source", str(sample.path),
                              "--model", "tiny", "--screenshot-dir", str(shots)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def press(window: str, key: str) -> None:
+        xdotool(display, "windowfocus", "--sync", window, "key", key)
+
+    def screenshot(window: str, count: int) -> None:
+        press(window, "s")
+        deadline = time.monotonic() + 10
+        while len(list(shots.glob("*.png"))) < count and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the screenshot file
+
     try:
         window = xdotool(display, "search", "--sync", "--name", "socialmae-rt demo", timeout=60).split()[0]
         time.sleep(1.0)  # a few frames in
-        xdotool(display, "windowfocus", "--sync", window, "key", "s")
-        deadline = time.monotonic() + 10
-        while not (shots.exists() and list(shots.glob("*.png"))) and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling for the screenshot file
-        xdotool(display, "windowfocus", "--sync", window, "key", "q")
+        screenshot(window, 1)
+        press(window, "space")
+        time.sleep(0.5)
+        screenshot(window, 2)
+        time.sleep(1.0)  # the clip plays on underneath
+        screenshot(window, 3)
+        press(window, "q")
         out, err = demo.communicate(timeout=20)
     finally:
         if demo.poll() is None:
             demo.kill()
             demo.communicate()
     assert demo.returncode == 0, err[-2000:]
-    saved = list(shots.glob("*.png"))
-    assert len(saved) == 1 and f"saved {saved[0]}" in out
-    assert cv2.imread(str(saved[0])).shape[:2] == OverlayRenderer().canvas_size(sample.height, sample.width)
+    saved = sorted(shots.glob("*.png"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+    assert len(saved) == 3 and all(f"saved {path}" in out for path in saved)
+    playing, paused, still_paused = (cv2.imread(str(path)) for path in saved)
+    assert playing.shape[:2] == OverlayRenderer().canvas_size(sample.height, sample.width)
+    yellow = np.array(OverlayRenderer().config.paused_colour)
+
+    def paused_text(canvas):  # "PAUSED" is written across the middle of the frame
+        centre = canvas[200:280, 200:440].reshape(-1, 3).astype(int)
+        return int((np.abs(centre - yellow).sum(axis=1) < 30).sum())
+
+    assert paused_text(playing) == 0 and paused_text(paused) > 100
+    assert np.array_equal(paused, still_paused)  # the view holds still while paused
     drawn = int(out.split("demo done: ")[1].split(" frames")[0])
     assert 0 < drawn < sample.num_frames  # q ended it before the 12 s clip (played in real time) was over
