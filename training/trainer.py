@@ -3,9 +3,10 @@
 What every run gets: one process on CPU or a GPU, or several under `torchrun`
 (DistributedDataParallel + DistributedSampler, gloo on CPU, nccl on GPUs); bf16/fp16 autocast;
 gradient accumulation; a checkpoint with optimiser, scheduler, scaler and RNG state after every
-epoch (and every `save_every_steps` optimiser steps) and exact resume from it, mid-epoch included; a progress bar; metrics in CSV (and TensorBoard when installed);
-learning curves as PNG; and a stop with a clear message, keeping the last good checkpoint, when
-the loss stops being finite.
+epoch (and every `save_every_steps` optimiser steps) and exact resume from it, mid-epoch
+included; a progress bar; metrics in CSV (and TensorBoard when installed); learning curves as
+PNG; and a stop with a clear message, keeping the last good checkpoint, when the loss stops
+being finite.
 
 A task plugs in two functions: `step(model, batch) -> (loss, {name: float})` and
 `evaluate(model, loader) -> {name: float, ...}` whose `key_metric` picks the best epoch.

@@ -79,7 +79,7 @@ if not glob.glob(ALSA_PULSE_PLUGIN):
 needs_pulse = pytest.mark.skipif(bool(missing_tools), reason=f"missing {', '.join(missing_tools)}: {INSTALL_HINT}")
 
 
-# -- the test side: PulseAudio server, ALSA config, subprocess runner --------------------------
+# -- the test side: ALSA config and subprocess runner (the PulseAudio server: tests/conftest.py) ----
 
 
 @pytest.fixture(scope="module")
