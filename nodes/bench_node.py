@@ -35,10 +35,22 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "max": float(array.max())}
 
 
-def node_command(source: str, model: str, backend: str, hop: float) -> list[str]:
-    executable = Path(sys.executable).with_name("socialmae-rt-node")
-    return [str(executable), "--ros-args", "-p", f"source:={source}", "-p", f"model:={model}",
-            "-p", f"backend:={backend}", "-p", f"hop:={hop}", "-p", "realtime:=true"]
+def start_node_process(parameters: dict[str, Any], domain_id: int, stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    """`socialmae-rt-node --ros-args -p name:=value ...` in its own process, on ROS domain
+    `domain_id` with discovery kept on this machine; stderr is captured (text)."""
+    command = [str(Path(sys.executable).with_name("socialmae-rt-node")), "--ros-args"]
+    for name, value in parameters.items():
+        command += ["-p", f"{name}:={value}"]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    return subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout_s: float = 15.0) -> tuple[float, str]:
+    """Send `sig` and wait for the exit: (seconds it took, what the process wrote to stderr)."""
+    started = time.monotonic()
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=timeout_s)
+    return time.monotonic() - started, stderr or ""
 
 
 def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float = 0.5,
@@ -49,7 +61,6 @@ def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float
     from std_msgs.msg import String
 
     domain = random.randint(100, 230)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     context = rclpy.context.Context()
     rclpy.init(context=context, domain_id=domain)
@@ -61,8 +72,8 @@ def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener)
     started = time.monotonic_ns()
-    process = subprocess.Popen(node_command(source, model, backend, hop), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = start_node_process({"source": source, "model": model, "backend": backend, "hop": hop,
+                                  "realtime": "true"}, domain)
     first_ns = None
     try:
         deadline = time.monotonic() + 60 + seconds
@@ -75,10 +86,7 @@ def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float
         if first_ns is None:
             stderr = process.stderr.read() if process.poll() is not None else ""
             raise RuntimeError(f"the node sent no result: {stderr.strip()[-500:] or 'timed out'}")
-        process.send_signal(signal.SIGINT)
-        stop_started = time.monotonic()
-        process.communicate(timeout=15)
-        stop_s = time.monotonic() - stop_started
+        stop_s, _ = stop_process(process)
     finally:
         if process.poll() is None:
             process.kill()

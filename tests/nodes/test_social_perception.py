@@ -87,14 +87,9 @@ def test_node_publishes_every_topic_and_takes_runtime_parameters(context, spin_u
 
 def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(context, tone_wav):
     """The console script as a robot would start it; a real rclpy subscriber and a real ZeroMQ SUB."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
     import zmq
 
+    from socialmae_rt.nodes.bench_node import start_node_process, stop_process
     from socialmae_rt.nodes.zmq_subscriber import messages, subscribe
 
     clip = tone_wav(8.0)
@@ -110,13 +105,8 @@ def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(co
                               RELIABLE)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(probe)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(context.get_domain_id()), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    node = subprocess.Popen(
-        [str(Path(sys.executable).with_name("socialmae-rt-node")), "--ros-args",
-         "-p", f"source:={clip}", "-p", "model:=tiny", "-p", "hop:=1.0", "-p", "realtime:=true",
-         "-p", f"zmq:={endpoint}"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    node = start_node_process({"source": clip, "model": "tiny", "hop": 1.0, "realtime": "true", "zmq": endpoint},
+                              context.get_domain_id())
     zmq_records = []
     try:
         deadline = time.monotonic() + 90
@@ -124,10 +114,7 @@ def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(co
             assert time.monotonic() < deadline and node.poll() is None, "node did not deliver"
             executor.spin_once(timeout_sec=0.05)
             zmq_records += [record for _, record in messages(sub, timeout_ms=10)]
-        started = time.monotonic()
-        node.send_signal(signal.SIGINT)
-        _, stderr = node.communicate(timeout=15)
-        stop_s = time.monotonic() - started
+        stop_s, stderr = stop_process(node)
     finally:
         if node.poll() is None:
             node.kill()
@@ -143,32 +130,22 @@ def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(co
 
 def test_node_process_stops_cleanly_on_sigterm(context):
     """A supervisor (launch, systemd) stops nodes with SIGTERM: exit 0, no traceback, within 2 s."""
-    import os
     import signal
-    import subprocess
-    import sys
-    from pathlib import Path
+
+    from socialmae_rt.nodes.bench_node import start_node_process, stop_process
 
     probe = rclpy.create_node("probe", context=context)
     diagnostics = []
     probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(probe)
-    env = dict(os.environ, ROS_DOMAIN_ID=str(context.get_domain_id()), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    node = subprocess.Popen(
-        [str(Path(sys.executable).with_name("socialmae-rt-node")), "--ros-args",
-         "-p", "source:=ros", "-p", "model:=tiny", "-p", "input_silence_s:=0.5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    node = start_node_process({"source": "ros", "model": "tiny", "input_silence_s": 0.5}, context.get_domain_id())
     try:
         deadline = time.monotonic() + 60
         while not diagnostics:  # up and publishing (waiting for input)
             assert time.monotonic() < deadline and node.poll() is None, "node did not come up"
             executor.spin_once(timeout_sec=0.05)
-        started = time.monotonic()
-        node.send_signal(signal.SIGTERM)
-        _, stderr = node.communicate(timeout=15)
-        stop_s = time.monotonic() - started
+        stop_s, stderr = stop_process(node, signal.SIGTERM)
     finally:
         if node.poll() is None:
             node.kill()
