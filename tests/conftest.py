@@ -436,10 +436,9 @@ def reference_block_shapes(d: int, mlp_ratio: float) -> dict[str, tuple[int, ...
     return shapes
 
 
-def official_shapes(config) -> dict[str, tuple[int, ...]]:
-    d, p, s = config.embed_dim, config.patch_size, config.temporal_stride
-    num_audio = (config.num_mel_bins // p) * (config.audio_length // p)
-    num_video = (config.image_size // p) ** 2 * (config.num_frames // s)
+def reference_stem_shapes(d: int, num_audio: int, num_video: int, p: int = 16, s: int = 2) -> dict[str, tuple[int, ...]]:
+    """The encoder around its blocks, shared by the fine-tuned and pretraining layouts: patch
+    embeddings, modality and position embeddings, the three final LayerNorms."""
     shapes: dict[str, tuple[int, ...]] = {
         "patch_embed_a.proj.weight": (d, 1, p, p),
         "patch_embed_a.proj.bias": (d,),
@@ -450,6 +449,17 @@ def official_shapes(config) -> dict[str, tuple[int, ...]]:
         "pos_embed_a": (1, num_audio, d),
         "pos_embed_v": (1, num_video, d),
     }
+    for norm in ("norm_a", "norm_v", "norm"):
+        shapes[f"{norm}.weight"] = (d,)
+        shapes[f"{norm}.bias"] = (d,)
+    return shapes
+
+
+def official_shapes(config) -> dict[str, tuple[int, ...]]:
+    d, p, s = config.embed_dim, config.patch_size, config.temporal_stride
+    num_audio = (config.num_mel_bins // p) * (config.audio_length // p)
+    num_video = (config.image_size // p) ** 2 * (config.num_frames // s)
+    shapes = reference_stem_shapes(d, num_audio, num_video, p, s)
     block = reference_block_shapes(d, config.mlp_ratio)
     depths = {"blocks_a": config.modality_specific_depth, "blocks_v": config.modality_specific_depth}
     depths["blocks_u"] = config.joint_depth
@@ -457,9 +467,6 @@ def official_shapes(config) -> dict[str, tuple[int, ...]]:
         for i in range(depth):
             for name, shape in block.items():
                 shapes[f"{group}.{i}.{name}"] = shape
-    for norm in ("norm_a", "norm_v", "norm"):
-        shapes[f"{norm}.weight"] = (d,)
-        shapes[f"{norm}.bias"] = (d,)
     shapes["mlp_head.0.weight"] = (d,)
     shapes["mlp_head.0.bias"] = (d,)
     shapes["mlp_head.1.weight"] = (config.num_classes, d)
@@ -485,6 +492,13 @@ def make_official_state(config, prefix: str = "module.", seed: int = 0) -> dict:
 def block_layout():
     """The reference block as a function: (width, mlp_ratio) -> {name: shape}."""
     return reference_block_shapes
+
+
+@pytest.fixture
+def stem_layout():
+    """The encoder's non-block tensors as a function: (width, audio patches, video tubelets,
+    patch=16, stride=2) -> {name: shape}."""
+    return reference_stem_shapes
 
 
 @pytest.fixture

@@ -35,22 +35,15 @@ from socialmae_rt.training.pretrain_model import (
 
 
 def reference_pretrain_shapes(
-    block_shapes, d: int, depth: int, joint_depth: int, dd: int, decoder_depth: int, num_audio: int, num_video: int,
+    layout, d: int, depth: int, joint_depth: int, dd: int, decoder_depth: int, num_audio: int, num_video: int,
     p: int = 16, s: int = 2, mlp_ratio: float = 4.0,
 ) -> dict[str, tuple[int, ...]]:
-    """Every tensor of the reference pretraining model (no head), bare names."""
-    shapes: dict[str, tuple[int, ...]] = {
-        "patch_embed_a.proj.weight": (d, 1, p, p),
-        "patch_embed_a.proj.bias": (d,),
-        "patch_embed_v.proj.weight": (d, 3, p, p, s),
-        "patch_embed_v.proj.bias": (d,),
-        "modality_a": (1, 1, d),
-        "modality_v": (1, 1, d),
-        "pos_embed_a": (1, num_audio, d),
-        "pos_embed_v": (1, num_video, d),
-        "norm_a.weight": (d,), "norm_a.bias": (d,),
-        "norm_v.weight": (d,), "norm_v.bias": (d,),
-        "norm.weight": (d,), "norm.bias": (d,),
+    """Every tensor of the reference pretraining model (no head), bare names. `layout` is
+    (block_layout, stem_layout) from tests/conftest.py: the encoder parts it shares with the
+    fine-tuned layout."""
+    block_shapes, stem_shapes = layout
+    shapes = stem_shapes(d, num_audio, num_video, p, s)
+    shapes.update({
         "decoder_embed.weight": (dd, d),
         "decoder_embed.bias": (dd,),
         "mask_token": (1, 1, dd),
@@ -63,7 +56,7 @@ def reference_pretrain_shapes(
         "decoder_pred_a.bias": (p * p,),
         "decoder_pred_v.weight": (p * p * s * 3, dd),
         "decoder_pred_v.bias": (p * p * s * 3,),
-    }
+    })
     groups = {
         "blocks_a": (depth, d),
         "blocks_v": (depth, d),
@@ -87,8 +80,8 @@ def tiny_config(**overrides) -> PretrainConfig:
     return PretrainConfig(encoder=encoder, **{"decoder_dim": 64, "decoder_depth": 2, "decoder_heads": 4, **overrides})
 
 
-def tiny_reference_shapes(block_shapes) -> dict[str, tuple[int, ...]]:
-    return reference_pretrain_shapes(block_shapes, 192, 2, 1, 64, 2, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES)
+def tiny_reference_shapes(layout) -> dict[str, tuple[int, ...]]:
+    return reference_pretrain_shapes(layout, 192, 2, 1, 64, 2, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES)
 
 
 def released_format_state(shapes, prefix="module.", seed=0) -> dict[str, torch.Tensor]:
@@ -108,18 +101,18 @@ def random_inputs(config: SocialMAEConfig, batch: int = 3, seed: int = 0):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_default_config_is_the_released_pretraining_layout(block_layout):
+def test_default_config_is_the_released_pretraining_layout(block_layout, stem_layout):
     """Full size (ViT-B encoder, 512-wide 8-block decoder) on the meta device: no memory used."""
     with torch.device("meta"):
         model = SocialMAEPretrain(PretrainConfig())
     ours = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    assert ours == reference_pretrain_shapes(block_layout, 768, 11, 1, 512, 8, 512, 784)
+    assert ours == reference_pretrain_shapes((block_layout, stem_layout), 768, 11, 1, 512, 8, 512, 784)
     assert ours["decoder_pred_v.weight"] == (16 * 16 * 2 * 3, 512) and ours["decoder_pred_a.weight"] == (256, 512)
     assert not any(name.startswith("mlp_head") for name in ours)
 
 
-def test_released_format_state_dict_loads_strictly(tmp_path, block_layout):
-    state = released_format_state(tiny_reference_shapes(block_layout))
+def test_released_format_state_dict_loads_strictly(tmp_path, block_layout, stem_layout):
+    state = released_format_state(tiny_reference_shapes((block_layout, stem_layout)))
     path = tmp_path / "pretrained.pth"
     torch.save(state, path)
     for source in (path, state):
@@ -140,8 +133,8 @@ def test_released_format_state_dict_loads_strictly(tmp_path, block_layout):
     ],
     ids=["missing", "unexpected", "shape"],
 )
-def test_mismatched_checkpoint_names_the_problem(tmp_path, change, expected, block_layout):
-    state = released_format_state(tiny_reference_shapes(block_layout))
+def test_mismatched_checkpoint_names_the_problem(tmp_path, change, expected, block_layout, stem_layout):
+    state = released_format_state(tiny_reference_shapes((block_layout, stem_layout)))
     change(state)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
@@ -151,14 +144,14 @@ def test_mismatched_checkpoint_names_the_problem(tmp_path, change, expected, blo
         assert text in str(err.value)
 
 
-def test_wrong_decoder_size_is_described(block_layout):
-    state = released_format_state(reference_pretrain_shapes(block_layout, 192, 2, 1, 128, 3, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES))
+def test_wrong_decoder_size_is_described(block_layout, stem_layout):
+    state = released_format_state(reference_pretrain_shapes((block_layout, stem_layout), 192, 2, 1, 128, 3, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES))
     with pytest.raises(CheckpointError, match="decoder_dim=128, decoder_depth=3"):
         load_pretrain_checkpoint(state, tiny_config())
 
 
-def test_encoder_of_a_pretraining_checkpoint_loads_into_social_mae(tmp_path, block_layout):
-    state = released_format_state(tiny_reference_shapes(block_layout), seed=3)
+def test_encoder_of_a_pretraining_checkpoint_loads_into_social_mae(tmp_path, block_layout, stem_layout):
+    state = released_format_state(tiny_reference_shapes((block_layout, stem_layout)), seed=3)
     path = tmp_path / "pretrained.pth"
     torch.save(state, path)
     encoder_config = tiny_config().encoder.with_heads(laughter=1)
