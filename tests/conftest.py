@@ -436,7 +436,8 @@ def reference_block_shapes(d: int, mlp_ratio: float) -> dict[str, tuple[int, ...
     return shapes
 
 
-def reference_stem_shapes(d: int, num_audio: int, num_video: int, p: int = 16, s: int = 2) -> dict[str, tuple[int, ...]]:
+def reference_stem_shapes(d: int, num_audio: int, num_video: int, p: int = 16,
+                          s: int = 2) -> dict[str, tuple[int, ...]]:
     """The encoder around its blocks, shared by the fine-tuned and pretraining layouts: patch
     embeddings, modality and position embeddings, the three final LayerNorms."""
     shapes: dict[str, tuple[int, ...]] = {

@@ -145,7 +145,9 @@ def test_mismatched_checkpoint_names_the_problem(tmp_path, change, expected, blo
 
 
 def test_wrong_decoder_size_is_described(block_layout, stem_layout):
-    state = released_format_state(reference_pretrain_shapes((block_layout, stem_layout), 192, 2, 1, 128, 3, TINY_AUDIO_PATCHES, TINY_VIDEO_PATCHES))
+    shapes = reference_pretrain_shapes((block_layout, stem_layout), 192, 2, 1, 128, 3, TINY_AUDIO_PATCHES,
+                                       TINY_VIDEO_PATCHES)
+    state = released_format_state(shapes)
     with pytest.raises(CheckpointError, match="decoder_dim=128, decoder_depth=3"):
         load_pretrain_checkpoint(state, tiny_config())
 
