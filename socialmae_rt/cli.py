@@ -72,6 +72,25 @@ def _options(args: argparse.Namespace, options_class):
     return options_class(**{k: v for k, v in vars(args).items() if k not in ("command", "handler")})
 
 
+def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
+    """Flags `run` and `demo` share, with defaults from their options dataclass `d`."""
+    p.add_argument("--mic", default=d.mic, help="microphone index or name substring for a camera source; "
+                   "'none' for no audio (default: the default input). A file brings its own audio.")
+    p.add_argument("--weights", default=d.weights, help="released .pth or our .safetensors; without it the "
+                   "model has RANDOM weights and outputs are meaningless")
+    p.add_argument("--model", default=d.model, choices=["base", "small", "tiny"],
+                   help=f"model size when the weights do not say (default: {d.model})")
+    p.add_argument("--backend", default=d.backend, help=f"inference backend (default: {d.backend})")
+    p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows, 0.25..4 (default: {d.hop})")
+    p.add_argument("--output", default=d.output, help="write result and event records to this JSONL file")
+    p.add_argument("--width", type=int, default=d.width, help=f"camera width asked for (default: {d.width})")
+    p.add_argument("--height", type=int, default=d.height, help=f"camera height asked for (default: {d.height})")
+    p.add_argument("--fps", type=float, default=d.fps, help=f"camera frame rate asked for (default: {d.fps})")
+    p.add_argument("--max-faces", type=int, default=d.max_faces, help=f"faces tracked at once (default: {d.max_faces})")
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (default: library default)")
+    p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds")
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     from socialmae_rt.runner import RunOptions
 
@@ -84,22 +103,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--source", default=d.source, help="camera index, /dev/videoN, stream URL, or a media file "
                    f"(mp4/mkv/avi/webm/flv) (default: {d.source})")
-    p.add_argument("--mic", default=d.mic, help="microphone index or name substring for a camera source; "
-                   "'none' for no audio (default: the default input). A file brings its own audio.")
-    p.add_argument("--weights", default=d.weights, help="released .pth or our .safetensors; without it the "
-                   "model has RANDOM weights and outputs are meaningless")
-    p.add_argument("--model", default=d.model, choices=["base", "small", "tiny"],
-                   help=f"model size when the weights do not say (default: {d.model})")
-    p.add_argument("--backend", default=d.backend, help=f"inference backend (default: {d.backend})")
-    p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows, 0.25..4 (default: {d.hop})")
-    p.add_argument("--output", default=d.output, help="write result and event records to this JSONL file")
+    _add_perception_flags(p, d)
     p.add_argument("--realtime", action="store_true", help="pace a file at real time, like a live stream")
-    p.add_argument("--width", type=int, default=d.width, help=f"camera width asked for (default: {d.width})")
-    p.add_argument("--height", type=int, default=d.height, help=f"camera height asked for (default: {d.height})")
-    p.add_argument("--fps", type=float, default=d.fps, help=f"camera frame rate asked for (default: {d.fps})")
-    p.add_argument("--max-faces", type=int, default=d.max_faces, help=f"faces tracked at once (default: {d.max_faces})")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (default: library default)")
-    p.add_argument("--duration", type=float, default=d.duration, help="stop a live run after this many seconds")
     p.add_argument("--quiet", action="store_true", help="no per-window line")
     p.add_argument("--embedding", action="store_true", help="include the pooled embedding in records")
     p.add_argument("--status", action="store_true", help="also write status records (1 Hz) into the JSONL")
@@ -133,25 +138,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--camera", default=d.camera, help=f"camera index, /dev/videoN or stream URL (default: {d.camera})")
     p.add_argument("--source", default=d.source, help="a media file instead of the camera (it brings its own audio)")
-    p.add_argument("--mic", default=d.mic, help="microphone index or name substring; 'none' for no audio "
-                   "(default: the default input)")
-    p.add_argument("--weights", default=d.weights, help="released .pth or our .safetensors; without it the model "
-                   "has RANDOM weights (shown on screen)")
-    p.add_argument("--model", default=d.model, choices=["base", "small", "tiny"],
-                   help=f"model size when the weights do not say (default: {d.model})")
-    p.add_argument("--backend", default=d.backend, help=f"inference backend (default: {d.backend})")
-    p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows (default: {d.hop})")
-    p.add_argument("--max-faces", type=int, default=d.max_faces, help=f"faces tracked at once (default: {d.max_faces})")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (default: library default)")
-    p.add_argument("--width", type=int, default=d.width, help=f"camera width asked for (default: {d.width})")
-    p.add_argument("--height", type=int, default=d.height, help=f"camera height asked for (default: {d.height})")
-    p.add_argument("--fps", type=float, default=d.fps, help=f"camera frame rate asked for (default: {d.fps})")
+    _add_perception_flags(p, d)
     p.add_argument("--record", default=d.record, help="write the annotated video and the audio to this .mp4")
     p.add_argument("--headless", action="store_true", help="no window (servers, tests): use with --record or --snapshot")
     p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=d.realtime,
                    help="pace a file at real time (default: yes in a window; headless, as fast as it goes, every frame)")
-    p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds")
-    p.add_argument("--output", default=d.output, help="also write the result records to this JSONL file")
     p.add_argument("--screenshot-dir", default=d.screenshot_dir, help="where the s key saves PNGs (default: .)")
     p.add_argument("--snapshot", default=d.snapshot, help="save the canvas drawn --snapshot-at seconds in to this PNG")
     p.add_argument("--snapshot-at", type=float, default=d.snapshot_at, help="seconds from the first frame (default: 0)")
