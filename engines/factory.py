@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 from socialmae_rt.model.config import SocialMAEConfig
 
+from socialmae_rt.weights.bundle import parse_weights
+
 from .base import Backend
 from .engine_cache import cache_root
 
@@ -94,9 +96,11 @@ def create_backend(
     """A backend by name: torch, torch-bf16, ort, ort-int8, trt.
 
     `weights`: a released .pth (sized by `config`), our .safetensors (carries its config), an ONNX
-    export directory (ort, ort-int8, trt), or None for random weights (a loud warning: outputs
-    are meaningless). ONNX backends export a checkpoint once into the cache (`cache_dir`, default
-    $SOCIALMAE_RT_CACHE or ~/.cache/socialmae_rt).
+    export directory (ort, ort-int8, trt), None for random weights (a loud warning: outputs
+    are meaningless), or a task bundle (`emotion=A laughter=B ...` or a bundle directory from
+    `weights import`): one backend of this kind per checkpoint behind one BundleBackend. ONNX
+    backends export a checkpoint once into the cache (`cache_dir`, default $SOCIALMAE_RT_CACHE or
+    ~/.cache/socialmae_rt).
     """
     if name not in _BACKENDS:
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(_BACKENDS)}")
@@ -105,4 +109,9 @@ def create_backend(
         importlib.import_module(module)
     except ImportError as err:
         raise ImportError(f"backend {name!r} needs the '{module}' package: {hint}") from err
-    return make(weights, config, **options)
+    spec = parse_weights(str(weights) if isinstance(weights, Path) else weights)
+    if spec.is_bundle:
+        from .bundle_backend import create_bundle_backend
+
+        return create_bundle_backend(spec, lambda path: make(path, None, **options))
+    return make(spec.single, config, **options)

@@ -302,6 +302,7 @@ class SocialPerceptionNode(Node):
         values = {
             "backend": status["backend"]["name"], "precision": status["backend"]["precision"],
             "weights": status["backend"]["weights"], "model": self.options.model,
+            **{f"task {task}": path for task, path in status["backend"]["tasks"].items()},
             "windows": status["windows"], "windows_per_s": round(status["windows_per_s"], 3),
             "skipped_windows": status["skipped_windows"],
             "latency_ms_p50": status["latency_ms_p50"], "latency_ms_p95": status["latency_ms_p95"],

@@ -69,15 +69,20 @@ def _options(args: argparse.Namespace, options_class):
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return options_class(**{k: v for k, v in vars(args).items() if k not in ("command", "handler")})
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    if isinstance(values.get("weights"), list):  # task=checkpoint entries: one string, as a ROS parameter holds it
+        values["weights"] = " ".join(values["weights"])
+    return options_class(**values)
 
 
 def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
     """Flags `run` and `demo` share, with defaults from their options dataclass `d`."""
     p.add_argument("--mic", default=d.mic, help="microphone index or name substring for a camera source; "
                    "'none' for no audio (default: the default input). A file brings its own audio.")
-    p.add_argument("--weights", default=d.weights, help="released .pth or our .safetensors; without it the "
-                   "model has RANDOM weights and outputs are meaningless")
+    p.add_argument("--weights", nargs="+", default=d.weights, metavar="W",
+                   help="a released .pth, our .safetensors, a bundle directory from `weights import`, or one "
+                   "checkpoint per task: emotion=A laughter=B personality=C. Without it the model has RANDOM "
+                   "weights and outputs are meaningless")
     p.add_argument("--model", default=d.model, choices=["base", "small", "tiny"],
                    help=f"model size when the weights do not say (default: {d.model})")
     p.add_argument("--backend", default=d.backend, help=f"inference backend (default: {d.backend})")
@@ -277,6 +282,12 @@ def _training_subcommands() -> tuple:
     return TRAINING
 
 
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    from socialmae_rt.weights.cli import add_weights
+
+    add_weights(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="socialmae-rt",
@@ -284,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (*SUBCOMMANDS, *_training_subcommands()):
+    for add in (*SUBCOMMANDS, _add_weights, *_training_subcommands()):
         add(sub)
     return parser
 
@@ -293,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (FileNotFoundError, ValueError, TypeError, ImportError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError, ImportError) as err:
         return _one_line(args.command, err)  # bad input, missing library (with its install hint)
     except RuntimeError as err:
         if type(err).__module__.startswith("socialmae_rt"):  # ours: SourceError, ExportError, ...

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from socialmae_rt.buffer import AVRingBuffer, BufferConfig, FaceWindow
+from socialmae_rt.engines.bundle_backend import task_sources
 from socialmae_rt.features import audio_to_model_input, frames_to_model_input
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, FaceCrop, SourceState, VideoFrame, seconds_to_ns
 from socialmae_rt.model.social_mae import Modality
@@ -104,7 +105,7 @@ class Pipeline:
         self.buffer = AVRingBuffer(self.config.buffer)
         self.scheduler = WindowScheduler(SchedulerConfig(self.config.hop_s, self.config.buffer.window_s))
         self.postprocessor = Postprocessor(self.config.postprocess)
-        self.postprocessor.check_heads(backend.model_config.head_sizes)
+        self.postprocessor.check_heads(backend.model_config.head_sizes, backend.model_config.head_labels)
         self.expect = Expectation()
         self.clock = "media"  # "monotonic"/"realtime" when stamps are capture times (latency vs window end)
         self._lock = threading.Lock()
@@ -248,7 +249,8 @@ class Pipeline:
         elapsed = (time.monotonic_ns() - self.started_mono_ns) / NS_PER_SECOND
         info = self.backend.info
         return {
-            "backend": {"name": info.name, "precision": info.precision, "device": info.device, "weights": info.weights},
+            "backend": {"name": info.name, "precision": info.precision, "device": info.device, "weights": info.weights,
+                        "tasks": task_sources(self.backend)},
             "windows": self.scheduler.windows,
             "skipped_windows": self.scheduler.skipped,
             "results": self.results,

@@ -1,8 +1,9 @@
 """Raw head outputs -> probabilities, smoothing per face, laughter onset/offset events.
 
 Head meanings by name: `emotion` softmax over the six CREMA-D classes; `laughter` sigmoid of one
-logit (or the second of two softmax classes); `personality` five regression values, clipped to
-[0, 1] like the ChaLearn annotations. A head the model lacks (e.g. a released emotion-only
+logit, or, for a softmax head of several classes, the probability of the class labelled
+`laughter` (the second of two when the checkpoint names none); `personality` five regression
+values, clipped to [0, 1] like the ChaLearn annotations. A head the model lacks (e.g. a released emotion-only
 checkpoint) yields no value: records carry null, never a made-up number.
 """
 
@@ -17,6 +18,7 @@ from socialmae_rt.messages import seconds_to_ns
 
 EMOTION_LABELS = ("anger", "disgust", "fear", "happy", "neutral", "sad")
 PERSONALITY_TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
+LAUGHING_LABEL = "laughter"  # the class of a multi-class laughter head that means "laughing"
 
 
 @dataclass
@@ -53,13 +55,30 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def laughter_probability(logits: np.ndarray) -> np.ndarray:
-    """[B, 1] sigmoid or [B, 2] softmax (class 1 = laughing) -> [B]."""
-    if logits.shape[-1] == 1:
+def laughing_class(size: int, labels: tuple[str, ...] | None) -> int | None:
+    """Which output of a laughter head of `size` outputs means laughing (None: one sigmoid logit)."""
+    if labels is not None:
+        if LAUGHING_LABEL not in labels:
+            raise ValueError(f"laughter head labels {list(labels)} name no {LAUGHING_LABEL!r} class; "
+                             "re-import the checkpoint saying which class means laughing")
+        return labels.index(LAUGHING_LABEL) if size > 1 else None
+    if size == 1:
+        return None
+    if size == 2:
+        return 1
+    raise ValueError(f"laughter head has {size} outputs but the checkpoint does not say which one means laughing; "
+                     "import it with `socialmae-rt weights import --task laughter --laughing-class N`")
+
+
+def laughter_probability(logits: np.ndarray, laughing: int | None = -1) -> np.ndarray:
+    """[B, 1] sigmoid, or [B, K] softmax taking class `laughing` (default: as laughing_class) -> [B]."""
+    if laughing == -1:
+        laughing = laughing_class(logits.shape[-1], None)
+    if laughing is None:
+        if logits.shape[-1] != 1:
+            raise ValueError(f"a sigmoid laughter head has 1 output, got {logits.shape[-1]}")
         return 1.0 / (1.0 + np.exp(-logits[..., 0]))
-    if logits.shape[-1] == 2:
-        return softmax(logits)[..., 1]
-    raise ValueError(f"laughter head must have 1 or 2 outputs, got {logits.shape[-1]}")
+    return softmax(logits)[..., laughing]
 
 
 def ema(previous: np.ndarray | float | None, value, weight: float):
@@ -156,6 +175,7 @@ class Postprocessor:
     def __init__(self, config: PostprocessConfig | None = None) -> None:
         self.config = config or PostprocessConfig()
         self._faces: dict[int | None, _FaceState] = {}
+        self._laughing: int | None = -1  # output index of "laughing" (None: sigmoid); set by check_heads
 
     def reset(self) -> None:
         self._faces.clear()
@@ -163,18 +183,26 @@ class Postprocessor:
     def forget(self, face_id: int | None) -> None:
         self._faces.pop(face_id, None)
 
-    def check_heads(self, head_sizes: dict[str, int]) -> None:
-        """Refuse a model whose heads cannot mean what their names say."""
+    def check_heads(self, head_sizes: dict[str, int], head_labels: dict[str, list[str]] | None = None) -> None:
+        """Refuse a model whose heads cannot mean what their names say; `head_labels` (output names
+        recorded with the checkpoint) must agree with the labels the outputs are read as."""
+        labels = {name: tuple(values) for name, values in (head_labels or {}).items()}
         emotion = head_sizes.get("emotion")
         if emotion is not None and emotion != len(self.config.emotion_labels):
             raise ValueError(
                 f"emotion head has {emotion} outputs but {len(self.config.emotion_labels)} labels are configured "
                 f"({', '.join(self.config.emotion_labels)})"
             )
+        if "emotion" in labels and labels["emotion"] != self.config.emotion_labels:
+            raise ValueError(f"the checkpoint's emotion head outputs {list(labels['emotion'])}, but they would be "
+                             f"read as {list(self.config.emotion_labels)}")
         if head_sizes.get("personality") not in (None, len(PERSONALITY_TRAITS)):
             raise ValueError(f"personality head must have 5 outputs (O, C, E, A, N), got {head_sizes['personality']}")
-        if head_sizes.get("laughter") not in (None, 1, 2):
-            raise ValueError(f"laughter head must have 1 or 2 outputs, got {head_sizes['laughter']}")
+        if "personality" in labels and labels["personality"] != PERSONALITY_TRAITS:
+            raise ValueError(f"the checkpoint's personality head outputs {list(labels['personality'])}, but they "
+                             f"would be read as {list(PERSONALITY_TRAITS)}")
+        if "laughter" in head_sizes:
+            self._laughing = laughing_class(head_sizes["laughter"], labels.get("laughter"))
 
     def update(self, face_id: int | None, heads: dict[str, np.ndarray], window_end_ns: int) -> FacePerception:
         """`heads`: one window's raw outputs, name -> [size]."""
@@ -186,7 +214,7 @@ class Postprocessor:
             state.emotion = ema(state.emotion, softmax(heads["emotion"]), cfg.emotion_smoothing)
             emotion = dict(zip(cfg.emotion_labels, map(float, state.emotion)))
         if "laughter" in heads:
-            state.laughter = ema(state.laughter, float(laughter_probability(heads["laughter"][None])[0]), cfg.laughter_smoothing)
+            state.laughter = ema(state.laughter, float(laughter_probability(heads["laughter"][None], self._laughing)[0]), cfg.laughter_smoothing)
             laughter = state.laughter
             events = state.machine.update(laughter, window_end_ns)
             laughing = state.machine.laughing

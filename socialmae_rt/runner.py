@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.postprocess import PostprocessConfig
 from socialmae_rt.sinks import ConsoleSink, JsonlSink
+from socialmae_rt.weights.bundle import parse_weights
 
 if TYPE_CHECKING:
     from socialmae_rt.pipeline import Pipeline
@@ -32,7 +33,9 @@ DEFAULT_EXTRA_HEADS = {"laughter": 1, "personality": 5}
 class RunOptions:
     source: str = "0"  # camera index, /dev/video*, URL, or a media file
     mic: str | None = "default"  # microphone index or name substring; "none" = no microphone
-    weights: str | None = None  # released .pth or our .safetensors; None = random (warned)
+    # released .pth, our .safetensors, a bundle directory, or "emotion=A laughter=B personality=C";
+    # None = random (warned)
+    weights: str | None = None
     model: str = "base"  # size when weights do not say: base | small | tiny
     backend: str = "torch"
     hop: float = 0.5
@@ -58,6 +61,9 @@ class RunOptions:
             raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
+        if self.weights is not None and not self.weights.strip():
+            self.weights = None
+        parse_weights(self.weights)  # a malformed bundle is refused before anything loads
 
     @property
     def mic_enabled(self) -> bool:
@@ -200,11 +206,7 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
         for sink in sinks:
             sink.close()
         raise
-    info = pipeline.backend.info
-    out.write(
-        f"socialmae-rt: {info.name} ({info.precision}, {info.device}), weights {info.weights}, "
-        f"hop {options.hop} s, source {options.source}{' (real time)' if options.realtime else ''}\n"
-    )
+    out.write(backend_line(pipeline.backend, options))
     stop = threading.Event()
     # Ctrl-C stops a live run cleanly (sources closed, sinks flushed); signals only reach the main thread.
     in_main = threading.current_thread() is threading.main_thread()
@@ -219,6 +221,18 @@ def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     status = pipeline.status(sources)
     out.write(summary_line(status, options.output))
     return status
+
+
+def backend_line(backend, options: RunOptions) -> str:
+    """What runs and which checkpoint serves which task, e.g.
+    `socialmae-rt: torch (fp32, cpu), hop 0.5 s, source clip.mp4; emotion <- a.safetensors, ...`."""
+    from socialmae_rt.engines.bundle_backend import task_sources
+
+    info = backend.info
+    tasks = task_sources(backend)
+    served = "; ".join(f"{task} <- {path}" for task, path in tasks.items()) or f"weights {info.weights}"
+    return (f"socialmae-rt: {info.name} ({info.precision}, {info.device}), hop {options.hop} s, "
+            f"source {options.source}{' (real time)' if options.realtime else ''}; {served}\n")
 
 
 def summary_line(status: dict[str, Any], output: str | None) -> str:

@@ -512,3 +512,64 @@ def official_layout():
 def official_state():
     """Factory: (config, prefix='module.', seed=0) -> a released-format state dict."""
     return make_official_state
+
+
+# Released-format checkpoints for the weights and bundle tests: the reference layout above at tiny
+# width and depth with the released input sizes, one file per released task, plus the pretrained
+# encoder with an MAE decoder.
+
+# Tiny width, 2 blocks per stream: the released token counts at a few ms per window.
+RELEASED_LIKE = {"modality_specific_depth": 2}
+HEAD_WIDTHS = {"emotion": 6, "personality": 5, "laughter": 3}
+
+
+def released_config(task: str, size: str = "tiny", width: int | None = None):
+    from socialmae_rt.model import SocialMAEConfig
+
+    return SocialMAEConfig.variant(size, num_classes=width or HEAD_WIDTHS[task], **RELEASED_LIKE)
+
+
+def pretrained_state(config, official_state) -> dict:
+    """The released pretraining layout: the encoder without a head, plus decoder tensors."""
+    import torch
+
+    state = {k: v for k, v in official_state(config, seed=9).items() if not k.startswith("module.mlp_head.")}
+    generator = torch.Generator().manual_seed(10)
+    for name, shape in {"decoder_embed.weight": (64, config.embed_dim), "decoder_embed.bias": (64,),
+                        "mask_token": (1, 1, 64), "decoder_pos_embed_a": (1, 512, 64),
+                        "decoder_blocks.0.attn.qkv.weight": (192, 64), "decoder_pred_a.weight": (256, 64)}.items():
+        state["module." + name] = torch.randn(shape, generator=generator)
+    return state
+
+
+@pytest.fixture
+def released_files(tmp_path, official_state) -> dict[str, Path]:
+    """task -> a released-format .pth (keys with DataParallel's `module.`), and 'encoder' -> the pretrained one."""
+    import torch
+
+    folder = tmp_path / "released"
+    folder.mkdir()
+    files = {}
+    for seed, task in enumerate(HEAD_WIDTHS, start=1):
+        files[task] = folder / f"{task}.pth"
+        torch.save(official_state(released_config(task), seed=seed), files[task])
+    files["encoder"] = folder / "pretrained.pth"
+    torch.save(pretrained_state(released_config("emotion"), official_state), files["encoder"])
+    return files
+
+
+@pytest.fixture
+def bundle_dir(tmp_path, released_files) -> Path:
+    """The three fine-tuned files and the pretrained one imported into one bundle folder."""
+    from socialmae_rt.weights.importer import import_released
+
+    out = tmp_path / "bundle"
+    for task, path in released_files.items():
+        import_released(path, task, out)
+    return out
+
+
+@pytest.fixture
+def released_layout():
+    """(task, size='tiny', width=None) -> the SocialMAEConfig a released-format test file is made with."""
+    return released_config

@@ -64,8 +64,10 @@ def test_probabilities():
     assert p.argmax() == 2
     np.testing.assert_allclose(laughter_probability(np.array([[0.0]])), [0.5])
     np.testing.assert_allclose(laughter_probability(np.array([[0.0, np.log(3.0)]])), [0.75])
-    with pytest.raises(ValueError, match="1 or 2 outputs"):
+    with pytest.raises(ValueError, match="does not say which one means laughing"):
         laughter_probability(np.zeros((1, 3)))
+    # A named laughing class among three (neutral, smile, laughter): its softmax probability.
+    np.testing.assert_allclose(laughter_probability(np.array([[np.log(2.0), np.log(3.0), np.log(5.0)]]), 2), [0.5])
 
 
 def test_smoothing_and_per_face_state():
@@ -98,6 +100,21 @@ def test_head_checks():
         post.check_heads({"emotion": 7})
     with pytest.raises(ValueError, match="personality head must have 5 outputs"):
         post.check_heads({"emotion": 6, "personality": 4})
+
+
+def test_head_labels_decide_how_outputs_are_read():
+    post = Postprocessor()
+    post.check_heads({"laughter": 3}, {"laughter": ["laughter", "smile", "neutral"]})
+    logits = np.array([np.log(5.0), np.log(3.0), np.log(2.0)])
+    out = post.update(None, {"laughter": logits}, 0)
+    assert out.laughter_probability == pytest.approx(0.5)  # class 0 is the laughing one here
+    with pytest.raises(ValueError, match="name no 'laughter' class"):
+        post.check_heads({"laughter": 2}, {"laughter": ["no", "yes"]})
+    with pytest.raises(ValueError, match="emotion head outputs .*'sad', 'anger'"):
+        post.check_heads({"emotion": 6}, {"emotion": ["disgust", "fear", "happy", "neutral", "sad", "anger"]})
+    with pytest.raises(ValueError, match="personality head outputs"):
+        post.check_heads({"personality": 5}, {"personality": ["extraversion", "neuroticism", "agreeableness",
+                                                              "conscientiousness", "openness"]})
 
 
 @pytest.mark.parametrize(

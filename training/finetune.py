@@ -22,13 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from socialmae_rt.features.config import PreprocessConfig
-from socialmae_rt.model.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_official_checkpoint,
-    load_state_strictly,
-    save_checkpoint,
-)
+from socialmae_rt.model.checkpoint import HEAD_PREFIXES, load_checkpoint, load_encoder, read_checkpoint_config, save_checkpoint
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.model.social_mae import SocialMAE
 
@@ -38,7 +32,6 @@ from .trainer import TrainConfig, Trainer
 log = logging.getLogger(__name__)
 
 MODALITIES = ("audiovisual", "audio", "video")
-HEAD_PREFIXES = ("mlp_head.", "extra_heads.")
 
 
 @dataclass
@@ -76,8 +69,9 @@ def head_size(task) -> int:
 def heads_config(base: SocialMAEConfig, tasks: Sequence) -> SocialMAEConfig:
     """`base` with one head per task: the first is the primary (released `mlp_head`) head."""
     first, *others = tasks
+    labels = {t.name: list(t.labels) for t in tasks}
     return dataclasses.replace(base, primary_head=first.name, num_classes=head_size(first),
-                               extra_heads={t.name: head_size(t) for t in others})
+                               extra_heads={t.name: head_size(t) for t in others}, head_labels=labels)
 
 
 def build_model(config: FinetuneConfig, tasks: Sequence) -> tuple[SocialMAE, PreprocessConfig]:
@@ -87,16 +81,10 @@ def build_model(config: FinetuneConfig, tasks: Sequence) -> tuple[SocialMAE, Pre
     if config.init is None:
         return SocialMAE(heads_config(SocialMAEConfig.variant(config.model), tasks)), PreprocessConfig()
     path = Path(config.init)
-    if path.suffix in (".pth", ".pt"):  # released: a pretraining or a fine-tuned checkpoint
-        model_config = heads_config(SocialMAEConfig.variant(config.model), tasks)
-        return load_official_checkpoint(path, model_config, encoder_only=True), PreprocessConfig()
-    if path.suffix == ".safetensors":
-        loaded = load_checkpoint(path)
-        model = SocialMAE(heads_config(loaded.model.config, tasks))
-        state = {k: v for k, v in loaded.model.state_dict().items() if not k.startswith(HEAD_PREFIXES)}
-        state.update({k: v for k, v in model.state_dict().items() if k.startswith(HEAD_PREFIXES)})
-        return load_state_strictly(model, state, f"encoder of {path}"), loaded.preprocess
-    raise CheckpointError(f"--init {path}: expected a released .pth or one of our .safetensors checkpoints")
+    # A released .pth says nothing about its size (--model does); ours carry their config.
+    base = read_checkpoint_config(path)[0] if path.suffix == ".safetensors" and path.is_file() else \
+        SocialMAEConfig.variant(config.model)
+    return load_encoder(path, heads_config(base, tasks))
 
 
 def task_loss(task, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,9 @@ DATA_PARALLEL_PREFIX = "module."
 _DECODER_KEY_PREFIXES = ("decoder_", "mask_token")
 # Wrappers some training scripts put around a state dict; the released files are bare.
 _STATE_DICT_WRAPPERS = ("state_dict", "model")
+HEAD_PREFIXES = ("mlp_head.", "extra_heads.")
+# metadata["task"] of a checkpoint that holds only an encoder (the released pretrained one, imported).
+ENCODER_ONLY_TASK = "encoder"
 
 
 class CheckpointError(ValueError):
@@ -132,6 +135,20 @@ def _config_summary(config: SocialMAEConfig) -> str:
     )
 
 
+def read_official_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A released `.pth` as a state dict in our names (DataParallel's `module.` removed), unchecked."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    state = _unwrap_state_dict(_read_torch_file(path), path)
+    return {official_key_to_model_key(k): v for k, v in state.items()}
+
+
+def encoder_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The encoder's tensors of a fine-tuned or pretraining state dict (decoder and heads set aside)."""
+    return {k: v for k, v in state.items() if not k.startswith(_DECODER_KEY_PREFIXES + HEAD_PREFIXES)}
+
+
 def load_official_checkpoint(
     path: str | Path, config: SocialMAEConfig | None = None, *, encoder_only: bool = False
 ) -> SocialMAE:
@@ -143,15 +160,11 @@ def load_official_checkpoint(
     the heads of `config` start fresh, and every encoder key must still be present and match.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = _unwrap_state_dict(_read_torch_file(path), path)
-    state = {official_key_to_model_key(k): v for k, v in state.items()}
+    state = read_official_state(path)
     model = SocialMAE(config or SocialMAEConfig())
     if encoder_only:
-        head_keys = {k for k in model.state_dict() if k.startswith(("mlp_head.", "extra_heads."))}
-        state = {k: v for k, v in state.items() if not k.startswith(_DECODER_KEY_PREFIXES + ("mlp_head.",))}
-        state.update({k: v for k, v in model.state_dict().items() if k in head_keys})
+        state = encoder_state(state)
+        state.update({k: v for k, v in model.state_dict().items() if k.startswith(HEAD_PREFIXES)})
     return load_state_strictly(model, state, f"official checkpoint {path}")
 
 
@@ -180,8 +193,13 @@ def save_checkpoint(
     path: str | Path,
     preprocess: PreprocessConfig | None = None,
     metadata: Mapping[str, Any] | None = None,
+    *,
+    encoder_only: bool = False,
 ) -> Path:
-    """Write `path` (.safetensors weights) and its `.json` (model + preprocessing config)."""
+    """Write `path` (.safetensors weights) and its `.json` (model + preprocessing config).
+
+    `encoder_only` leaves the heads out (metadata task "encoder"): such a file initialises
+    fine-tuning or distillation (`load_encoder`), it cannot perceive anything by itself."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -191,13 +209,17 @@ def save_checkpoint(
     check_preprocess_matches(model.config, preprocess)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = dict(metadata or {})
+    if encoder_only:
+        state = encoder_state(state)
+        metadata["task"] = ENCODER_ONLY_TASK
     save_file(state, str(path), metadata={"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION)})
     document = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "model": model.config.to_dict(),
         "preprocess": preprocess.to_dict(),
-        "metadata": dict(metadata or {}),
+        "metadata": metadata,
     }
     config_path_for(path).write_text(json.dumps(document, indent=2) + "\n")
     return path
@@ -236,19 +258,45 @@ def read_checkpoint_config(path: str | Path) -> tuple[SocialMAEConfig, Preproces
 
 def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Load a checkpoint written by `save_checkpoint`; strict on names and shapes."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     config, preprocess, metadata = read_checkpoint_config(path)
+    if metadata.get("task") == ENCODER_ONLY_TASK:
+        raise CheckpointError(
+            f"{path} is an encoder without task heads (the pretrained checkpoint): it can start fine-tuning "
+            "(finetune --init) or distillation (distill --init), but cannot perceive anything by itself"
+        )
+    model = load_state_strictly(SocialMAE(config), _read_safetensors(path), f"checkpoint {path}")
+    return LoadedCheckpoint(model, preprocess, metadata)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
-        state = load_file(str(path))
+        return load_file(str(path))
     except SafetensorError as err:
         raise CheckpointError(f"cannot read {path} as safetensors (truncated or corrupt?): {err}") from err
-    model = load_state_strictly(SocialMAE(config), state, f"checkpoint {path}")
-    return LoadedCheckpoint(model, preprocess, metadata)
+
+
+def load_encoder(path: str | Path, config: SocialMAEConfig) -> tuple[SocialMAE, PreprocessConfig]:
+    """`SocialMAE(config)` with the encoder of `path` (a released .pth, pretrained or fine-tuned, or
+    any of our .safetensors, encoder-only included) and the fresh heads of `config`. Strict on
+    every encoder name and shape."""
+    path = Path(path)
+    if path.suffix in (".pth", ".pt"):
+        return load_official_checkpoint(path, config, encoder_only=True), PreprocessConfig()
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: expected a released .pth or one of our .safetensors checkpoints")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    saved_config, preprocess, _ = read_checkpoint_config(path)
+    model = SocialMAE(config)
+    state = encoder_state(_read_safetensors(path))
+    state.update({k: v for k, v in model.state_dict().items() if k.startswith(HEAD_PREFIXES)})
+    return load_state_strictly(model, state, f"encoder of {path} (saved as {_config_summary(saved_config)})"), preprocess
 
 
 def load_any_checkpoint(path: str | Path, config: SocialMAEConfig | None = None) -> LoadedCheckpoint:

@@ -48,6 +48,10 @@ class SocialMAEConfig:
     num_classes: int = 6
     primary_head: str = PRIMARY_HEAD
     extra_heads: dict[str, int] = field(default_factory=dict)
+    # What each output of a head means, in output order (optional; written by `weights import`
+    # and fine-tuning), e.g. {"laughter": ["no_laughter", "laughter"]}. Travels with the weights
+    # into ONNX manifests, so no backend guesses which class means what.
+    head_labels: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         positive = {
@@ -101,6 +105,18 @@ class SocialMAEConfig:
                 )
             if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
                 raise ValueError(f"SocialMAEConfig.extra_heads[{name!r}] must be a positive integer, got {size!r}")
+        self.head_labels = {name: list(labels) for name, labels in dict(self.head_labels).items()}
+        sizes = self.head_sizes
+        for name, labels in self.head_labels.items():
+            if name not in sizes:
+                raise ValueError(f"SocialMAEConfig.head_labels names head {name!r}, but the heads are {list(sizes)}")
+            if len(labels) != sizes[name] or len(set(labels)) != len(labels) or not all(
+                isinstance(label, str) and label for label in labels
+            ):
+                raise ValueError(
+                    f"SocialMAEConfig.head_labels[{name!r}] must be {sizes[name]} distinct non-empty names "
+                    f"(one per output of the head), got {labels!r}"
+                )
 
     # Token geometry ------------------------------------------------------------------------
     @property
@@ -137,6 +153,11 @@ class SocialMAEConfig:
 
     def with_heads(self, **extra_heads: int) -> "SocialMAEConfig":
         return replace(self, extra_heads={**self.extra_heads, **extra_heads})
+
+    def labels_of(self, head: str) -> tuple[str, ...] | None:
+        """The output names of `head`, when the checkpoint recorded them."""
+        labels = self.head_labels.get(head)
+        return None if labels is None else tuple(labels)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,1 @@
+"""The released checkpoints and task bundles: `socialmae-rt weights list | download | import`."""

@@ -1,0 +1,145 @@
+"""`weights download`: fetch a released checkpoint when asked, resumably, and verify it.
+
+The only code in the project that touches the network, and only from this command. A download
+goes to `<file>.part`; an interrupted one resumes from there with an HTTP Range request; the
+file gets its final name (atomic rename) only once its size and sha256 check out, and the hash
+is recorded beside it (`<file>.sha256`, sha256sum format) so `weights list` and
+`weights import` can tell later whether the file changed.
+
+Google Drive links (the authors host their files there) need Drive's download-confirmation
+dance, which the maintained `gdown` library does (`pip install 'socialmae_rt[weights]'`);
+every other http(s) URL is fetched here with the standard library.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .importer import SHA256_SUFFIX, file_sha256
+
+CHUNK = 1 << 20
+GDRIVE_HOSTS = ("drive.google.com", "drive.usercontent.google.com", "docs.google.com")
+
+
+class DownloadError(RuntimeError):
+    """A download that could not finish, or finished with the wrong file; the message says what next."""
+
+
+@dataclass
+class Download:
+    path: Path
+    size: int
+    sha256: str
+    resumed_from: int  # bytes already there from an interrupted attempt
+
+
+def is_google_drive(url: str) -> bool:
+    return urllib.parse.urlparse(url).hostname in GDRIVE_HOSTS
+
+
+def _progress(total: int | None, initial: int, label: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=label, file=sys.stderr,
+                disable=not sys.stderr.isatty())
+
+
+def _fetch_http(url: str, part: Path, timeout: float) -> int:
+    """Append the rest of `url` to `part` (Range from its current size); -> bytes it had before."""
+    offset = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:  # nothing after `offset`: the part is already whole
+            return offset
+        raise DownloadError(f"{url}: the server answered HTTP {err.code} {err.reason}") from err
+    with response:
+        if offset and response.status != 206:  # the server ignored the range: start again
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = None if length is None else offset + int(length)
+        mode = "ab" if offset else "wb"
+        received = offset
+        with open(part, mode) as handle, _progress(total, offset, part.name[:-5]) as bar:
+            while True:
+                try:
+                    block = response.read(CHUNK)
+                except (OSError, http.client.HTTPException) as err:  # connection dropped mid-file
+                    raise DownloadError(f"{url}: interrupted after {received} of {total or '?'} bytes ({err}); "
+                                        "run the same command again to resume") from err
+                if not block:
+                    break
+                handle.write(block)
+                received += len(block)
+                bar.update(len(block))
+        if total is not None and received < total:
+            raise DownloadError(f"{url}: interrupted after {received} of {total} bytes; "
+                                "run the same command again to resume")
+    return offset if mode == "ab" else 0
+
+
+def _fetch_google_drive(url: str, part: Path, timeout: float) -> int:
+    try:
+        import gdown
+    except ImportError as err:
+        raise ImportError("Google Drive links need gdown: pip install 'socialmae_rt[weights]' "
+                          "(or download the file in a browser and pass it to `weights import`)") from err
+    offset = part.stat().st_size if part.is_file() else 0
+    # gdown keeps its own partial file beside `part` and resumes it; it renames to `part` when done.
+    try:
+        fetched = gdown.download(url, output=str(part), quiet=not sys.stderr.isatty(), resume=True, fuzzy=True)
+    except OSError as err:  # requests' errors are OSErrors: no network, refused, dropped
+        raise urllib.error.URLError(err) from err
+    if fetched is None:
+        raise DownloadError(f"{url}: gdown could not fetch it (is the link shared publicly?)")
+    return offset
+
+
+def download(url: str, dest: str | Path, *, size: int | None = None, sha256: str | None = None,
+             timeout: float = 30.0) -> Download:
+    """Fetch `url` to `dest` (resuming `<dest>.part`), check `size` and `sha256` when known,
+    rename into place and record the hash beside it."""
+    dest = Path(dest)
+    if dest.is_file():
+        raise FileExistsError(f"{dest} exists already; remove it to download again")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    fetch = _fetch_google_drive if is_google_drive(url) else _fetch_http
+    try:
+        resumed_from = fetch(url, part, timeout)
+    except urllib.error.URLError as err:  # no route, no DNS: offline
+        host = urllib.parse.urlparse(url).hostname
+        raise DownloadError(f"cannot reach {host} ({err.reason}); this machine looks offline. Download the file "
+                            f"by hand and save it as {dest}") from err
+    got = part.stat().st_size
+    if size is not None and got != size:
+        if got > size:
+            part.unlink()
+        raise DownloadError(f"{url}: got {got} bytes, expected {size}"
+                            + ("; the partial file was removed" if got > size else "; run again to resume"))
+    digest = file_sha256(part)
+    if sha256 is not None and digest != sha256.lower():
+        part.unlink()
+        raise DownloadError(f"{url}: sha256 {digest} differs from the expected {sha256.lower()}; "
+                            "the file was removed (a changed or damaged download)")
+    os.replace(part, dest)
+    dest.with_name(dest.name + SHA256_SUFFIX).write_text(f"{digest}  {dest.name}\n")
+    return Download(dest, got, digest, resumed_from)
+
+
+def verify(path: str | Path) -> str:
+    """'ok', 'changed' (hash differs from the recorded one) or 'no hash recorded'."""
+    path = Path(path)
+    sidecar = path.with_name(path.name + SHA256_SUFFIX)
+    if not sidecar.is_file():
+        return "no hash recorded"
+    expected = sidecar.read_text().split()[0].lower()
+    return "ok" if file_sha256(path) == expected else "changed"
