@@ -133,7 +133,8 @@ def launch_entities():
                         "empty: from params_file"),
         DeclareLaunchArgument(
             "weights", default_value="",
-            description="released .pth or our .safetensors checkpoint; none anywhere: random weights (warned)"),
+            description="a bundle folder from `socialmae-rt weights import`, a released .pth, our .safetensors, or "
+                        "'emotion=A laughter=B personality=C'; none anywhere: random weights (warned)"),
         DeclareLaunchArgument(
             "model", default_value="",
             description="model size when the weights do not say: base, small or tiny; empty: from params_file"),

@@ -145,8 +145,9 @@ def build_pipeline(options: RunOptions, sinks: list, observers: tuple = ()) -> "
     return Pipeline(backend, tracker, sinks, config, observers=observers)
 
 
-def output_sinks(options: RunOptions, out: TextIO = sys.stdout) -> list:
+def output_sinks(options: RunOptions, out: TextIO | None = None) -> list:
     """The JSONL file and the ZeroMQ publisher, when asked for (the CLI and the ROS node alike)."""
+    out = out or sys.stdout  # looked up now: a default bound at import would outlive a replaced stdout
     sinks: list = []
     if options.output:
         sinks.append(JsonlSink(options.output, include_embedding=options.embedding, include_status=options.status))
@@ -189,8 +190,9 @@ def run_pipeline(pipeline: "Pipeline", options: RunOptions, sources: list, stop:
         pipeline.run_live(sources, stop, max_seconds=options.duration)
 
 
-def run(options: RunOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
+def run(options: RunOptions, out: TextIO | None = None) -> dict[str, Any]:
     """Run to the end of the source (or `duration`, or Ctrl-C); returns the final status."""
+    out = out or sys.stdout
     sources = start_capture(open_sources(build_sources(options)))
     offline = runs_offline(sources)
     sinks: list = []

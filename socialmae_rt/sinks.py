@@ -78,9 +78,9 @@ class JsonlSink:
 class ConsoleSink:
     """A compact live line per window: time, face, modality, top emotion, laughter, latency."""
 
-    def __init__(self, out: TextIO = sys.stdout, origin_ns: int | None = None,
+    def __init__(self, out: TextIO | None = None, origin_ns: int | None = None,
                  duration_s: float | None = None) -> None:
-        self.out = out
+        self.out = out or sys.stdout
         self.origin_ns = origin_ns
         self.duration_s = duration_s
         self._last_health: str | None = None

@@ -328,7 +328,8 @@ def _startup_notices(options: DemoOptions, failed: list, opened: list) -> list[s
     return notices
 
 
-def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> DemoSummary:
+def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
+    out = out or sys.stdout  # looked up now, not bound at import
     run_options = options.run_options()
     failed: list = []
     sources = start_capture(open_sources(build_sources(run_options), failed))

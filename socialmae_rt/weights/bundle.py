@@ -128,6 +128,7 @@ def read_bundle(directory: str | Path) -> WeightsSpec:
 def write_bundle_entry(directory: str | Path, task: str, file_name: str) -> Path:
     """Add or replace `task` in `<directory>/bundle.json` (written atomically)."""
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / BUNDLE_FILE
     tasks = {}
     if manifest.is_file():

@@ -165,3 +165,51 @@ def test_unknown_and_invalid_parameters_are_one_clear_error(context):
     with pytest.raises(ValueError, match="input_silence_s must be > 0"):
         SocialPerceptionNode(context=context, parameter_overrides=[
             Parameter("source", value="ros"), Parameter("input_silence_s", value=0.0)])
+
+
+def test_node_runs_a_task_bundle_and_every_record_carries_all_tasks(context, spin_until, tone_wav, bundle_dir,
+                                                                    tmp_path):
+    """weights:=<bundle folder>: emotion, laughter and personality on their topics, each equal to what its
+    own checkpoint gives alone on the same window (the `run` command on the same file, unpaced)."""
+    from socialmae_rt.cli import main
+
+    clip = tone_wav(7.0)
+    probe = rclpy.create_node("probe", context=context)
+    got = {"results": [], "laughter": [], "personality": [], "diagnostics": []}
+    for name, kind in (("results", String), ("laughter", Float32), ("personality", Float32MultiArray)):
+        probe.create_subscription(kind, f"/social_perception/{name}", got[name].append, RELIABLE)
+    probe.create_subscription(DiagnosticArray, "/diagnostics", got["diagnostics"].append, 10)
+    node = SocialPerceptionNode(context=context, parameter_overrides=[
+        Parameter("source", value=str(clip)), Parameter("weights", value=str(bundle_dir)),
+        Parameter("hop", value=1.0), Parameter("realtime", value=True)])
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(probe)
+    try:
+        spin_until(executor, lambda: len(got["results"]) >= 3 and got["diagnostics"] and got["personality"], 60)
+    finally:
+        executor.shutdown()
+        node.stop()
+        node.destroy_node()
+        probe.destroy_node()
+    records = [json.loads(m.data) for m in got["results"]]
+    assert all(r["emotion"] and r["laughter"] and r["personality"] for r in records)
+    assert got["personality"][0].layout.dim[0].label == "openness,conscientiousness,extraversion,agreeableness,neuroticism"
+    values = {kv.key: kv.value for kv in got["diagnostics"][-1].status[0].values}
+    assert values["task laughter"] == str(bundle_dir / "laughter.safetensors")
+    # The same windows from each checkpoint alone (media time from 0: the first window ends at 4 s).
+    alone = {}
+    for task in ("emotion", "laughter", "personality"):
+        out = tmp_path / f"{task}.jsonl"
+        assert main(["run", "--source", str(clip), "--weights", str(bundle_dir / f"{task}.safetensors"),
+                     "--hop", "1.0", "--output", str(out), "--quiet"]) == 0
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        alone[task] = [row for row in rows if row["schema"] == "socialmae_rt.result/1"]
+    first_end = records[0]["window_end_ns"]
+    for record in records:
+        index = round((record["window_end_ns"] - first_end) / 1e9)  # the 1 s hop
+        for label, value in record["emotion"].items():
+            assert abs(value - alone["emotion"][index]["emotion"][label]) < 1e-5
+        assert abs(record["laughter"]["probability"] - alone["laughter"][index]["laughter"]["probability"]) < 1e-5
+        for trait, value in record["personality"].items():
+            assert abs(value - alone["personality"][index]["personality"][trait]) < 1e-5
