@@ -202,6 +202,13 @@ def _bench(args: argparse.Namespace) -> int:
     from socialmae_rt.engines.bench import run_bench
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    if args.bundle:
+        from socialmae_rt.engines.bench_bundle import run_bundle_bench
+
+        backend = (args.backends or ["torch"])[0]
+        run_bundle_bench(args.models, backend, args.seconds, args.student, args.json.replace(".json", "_bundle.json"),
+                         threads=args.threads)
+        return 0
     print("note: random weights (speed and agreement with torch fp32 do not depend on the values)")
     run_bench(args.models, args.backends, args.repeats, args.json, cache_dir=args.cache_dir, threads=args.threads)
     return 0
@@ -218,6 +225,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="intra-op threads for every backend (default: library default)")
     p.add_argument("--cache-dir", help="where ONNX exports are cached (default: $SOCIALMAE_RT_CACHE or ~/.cache/socialmae_rt)")
     p.add_argument("--json", default="outputs/bench.json", help="JSON path; the chart goes beside it as .png")
+    p.add_argument("--bundle", action="store_true",
+                   help="instead: per-window cost of one checkpoint vs a bundle of three vs a merged student, through "
+                   "the whole pipeline on a generated clip (first --backends entry, default torch; <json>_bundle.json)")
+    p.add_argument("--seconds", type=float, default=8.0, help="--bundle: length of the generated clip (default: 8)")
+    p.add_argument("--student", choices=["base", "small", "tiny"], help="--bundle: merged student size (default: the model's)")
     p.set_defaults(handler=_bench)
 
 

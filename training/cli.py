@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-READERS = ("manifest", "crema_d", "first_impressions", "voxceleb2", "ndc_me")
+READERS = ("manifest", "crema_d", "first_impressions", "voxceleb2", "ndc_me", "folder")
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -53,6 +53,8 @@ def _read_items(args: argparse.Namespace):
         return data.read_voxceleb2(args.root)
     if args.reader == "ndc_me":
         return data.read_ndc_me(args.root)
+    if args.reader == "folder":
+        return data.read_video_folder(args.root, split=split)
     return data.read_manifest(args.root, tasks=args.tasks or ())
 
 
@@ -68,7 +70,8 @@ def _prepare_data(args: argparse.Namespace) -> int:
 def _add_prepare_data(sub) -> None:
     p = sub.add_parser("prepare-data", help="decode clips once into a training cache (face crops at 2 fps + 16 kHz audio)")
     p.add_argument("--reader", choices=READERS, default="manifest", help="dataset layout (default: manifest)")
-    p.add_argument("--root", required=True, help="dataset folder, or the manifest file (CSV/JSONL) for manifest/ndc_me")
+    p.add_argument("--root", required=True, help="dataset folder, or the manifest file (CSV/JSONL) for manifest/ndc_me; "
+                   "folder: any folder of videos, unlabelled (for distillation), speakers = sub-folders")
     p.add_argument("--annotations", help="First Impressions: annotation pickle or CSV")
     p.add_argument("--tasks", nargs="+", help="manifest: label columns to read as tasks (e.g. emotion laughter)")
     p.add_argument("--cache", required=True, help="cache folder to write")
@@ -201,26 +204,54 @@ def _distill(args: argparse.Namespace) -> int:
     from socialmae_rt.training.distill import DistillConfig, distill
     from socialmae_rt.training.recipes import build_config, read_recipe
 
+    if args.teachers:
+        args.teachers = " ".join(args.teachers)  # task=checkpoint entries: one string, as recipes hold it
     config = build_config(DistillConfig, read_recipe(args.recipe),
-                          _overrides(args, ("teacher", "teacher_model", "student", "temperature", "label_weight")),
-                          "distill")
+                          _overrides(args, ("teacher", "teachers", "teacher_model", "student", "student_depth", "init",
+                                            "temperature", "label_weight")), "distill")
     tasks = resolve_tasks(args.tasks or [])
     train = WindowDataset(args.cache, args.train_split, tasks, mode="random")
-    summary = distill(config, train, tasks, collate=collate)
+    val = _held_out(args.cache, args.val_split, tasks)
+    summary = distill(config, train, tasks, val_data=val, collate=collate)
+    for stage in ("untrained", "trained"):
+        for head, metrics in summary.get("agreement", {}).get(stage, {}).items():
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+            print(f"agreement with the {head} teacher, {stage} student: {shown}")
     print(f"student: {summary['student']}")
     return 0
 
 
+def _held_out(cache: str, split: str | None, tasks):
+    """The clips agreement is measured on: --val-split, else the cache's 'val' split when it has one."""
+    from socialmae_rt.training.data import WindowDataset
+
+    if split == "none":
+        return None
+    try:
+        return WindowDataset(cache, split or "val", tasks, mode="center")
+    except ValueError as err:
+        if split is None and "no prepared clips in split" in str(err):
+            return None
+        raise
+
+
 def _add_distill(sub) -> None:
-    p = sub.add_parser("distill", help="train a small/tiny student from a fine-tuned teacher")
-    p.add_argument("--cache", required=True, help="prepared cache (labelled or not)")
+    p = sub.add_parser("distill", help="train a small/tiny student from a fine-tuned teacher, or merge one "
+                       "teacher per task (a bundle) into one multi-head model")
+    p.add_argument("--cache", required=True, help="prepared cache (labelled or not: prepare-data --reader folder)")
     p.add_argument("--teacher", help="released fine-tuned .pth or our .safetensors")
+    p.add_argument("--teachers", nargs="+", help="one teacher per task: emotion=A laughter=B personality=C, or a "
+                   "bundle folder from `weights import` (its pretrained encoder starts the student when sizes match)")
     p.add_argument("--teacher-model", dest="teacher_model", choices=["base", "small", "tiny"])
     p.add_argument("--student", choices=["base", "small", "tiny"])
+    p.add_argument("--student-depth", dest="student_depth", type=int, help="blocks per stream (default: 11)")
+    p.add_argument("--init", help="encoder to start the student from (e.g. the imported pretrained encoder)")
     p.add_argument("--temperature", type=float)
     p.add_argument("--label-weight", dest="label_weight", type=float, help="> 0: also learn from labels (--tasks)")
     p.add_argument("--tasks", nargs="+")
     p.add_argument("--train-split", dest="train_split", default=None)
+    p.add_argument("--val-split", dest="val_split", default=None,
+                   help="held-out clips for the agreement report (default: 'val' when the cache has it; none: skip)")
     _add_train_flags(p)
     p.set_defaults(handler=_distill)
 

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import torch
 
+from socialmae_rt.documents import read_versioned_json
 from socialmae_rt.features.config import PreprocessConfig
 
 from .config import SocialMAEConfig
@@ -237,16 +238,7 @@ def read_checkpoint_config(path: str | Path) -> tuple[SocialMAEConfig, Preproces
     json_path = config_path_for(path)
     if not json_path.is_file():
         raise FileNotFoundError(f"checkpoint config not found: {json_path} (it must sit beside {Path(path).name})")
-    try:
-        document = json.loads(json_path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{json_path} is not valid JSON: {err}") from err
-    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{json_path} is not a {FORMAT_NAME} checkpoint config (missing 'format': '{FORMAT_NAME}')")
-    if document.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{json_path} has format_version {document.get('format_version')!r}; this version reads {FORMAT_VERSION}"
-        )
+    document = read_versioned_json(json_path, FORMAT_NAME, FORMAT_VERSION, CheckpointError, "checkpoint config")
     for section in ("model", "preprocess"):
         if section not in document:
             raise CheckpointError(f"{json_path} lacks its '{section}' section")

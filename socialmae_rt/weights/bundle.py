@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from socialmae_rt.documents import read_versioned_json
+
 from .released import ENCODER_TASK, PERCEPTION_TASKS
 
 BUNDLE_FILE = "bundle.json"
@@ -104,15 +106,7 @@ def read_bundle(directory: str | Path) -> WeightsSpec:
     """A bundle directory's tasks (paths resolved against the directory)."""
     directory = Path(directory)
     manifest = directory / BUNDLE_FILE
-    try:
-        document = json.loads(manifest.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{manifest} is not valid JSON: {err}") from err
-    if not isinstance(document, dict) or document.get("format") != BUNDLE_FORMAT:
-        raise ValueError(f"{manifest} is not a {BUNDLE_FORMAT} file (missing 'format': '{BUNDLE_FORMAT}')")
-    if document.get("format_version") != BUNDLE_VERSION:
-        raise ValueError(f"{manifest} has format_version {document.get('format_version')!r}; "
-                         f"this version reads {BUNDLE_VERSION}")
+    document = read_versioned_json(manifest, BUNDLE_FORMAT, BUNDLE_VERSION)
     tasks = document.get("tasks") or {}
     unknown = sorted(set(tasks) - set(PERCEPTION_TASKS) - {ENCODER_TASK})
     if unknown:

@@ -11,7 +11,6 @@ order it was read in and whether that order was given or assumed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.model.social_mae import SocialMAE
 from socialmae_rt.postprocess import LAUGHING_LABEL
 
-from .bundle import BUNDLE_FILE, write_bundle_entry
+from .bundle import write_bundle_entry
 from .released import CREMA_D_CODES, ENCODER_TASK, HEAD_MEANINGS, INTERVIEW, check_task
 
 HEAD_WEIGHT = "mlp_head.1.weight"
@@ -194,12 +193,3 @@ def import_released(path: str | Path, task: str, out_dir: str | Path, *, labels:
     os.replace(tmp, target)
     write_bundle_entry(out_dir, task, target.name)
     return ImportResult(task, target, size, sha256, source_labels, written, assumed)
-
-
-def read_import_metadata(checkpoint: str | Path) -> dict:
-    """The `metadata` of one of our checkpoints (task, labels, source), {} when it has none."""
-    document = json.loads(Path(checkpoint).with_suffix(".json").read_text())
-    return dict(document.get("metadata") or {})
-
-
-__all__ = ["BUNDLE_FILE", "ImportResult", "file_sha256", "head_order", "import_released", "infer_config"]

@@ -1,6 +1,7 @@
 """The training commands end to end on a generated dataset read through a manifest."""
 
 import json
+from pathlib import Path
 
 from socialmae_rt.cli import main
 from socialmae_rt.postprocess import EMOTION_LABELS
@@ -33,3 +34,31 @@ def test_bad_training_input_is_one_line(tmp_path, capsys):
     assert main(["finetune", "--cache", str(tmp_path), "--tasks", "emotion", "--recipe", "no_such_recipe"]) == 2
     assert "no bundled recipe of that name (bundled: cremad_emotion" in capsys.readouterr().err
     assert main(["finetune", "--cache", str(tmp_path / "missing"), "--tasks", "emotion"]) == 2
+
+
+def test_distill_a_bundle_from_a_plain_folder_of_videos(synthetic_dataset, released_files, tmp_path, capsys):
+    """Unlabelled videos in speaker folders -> prepare-data --reader folder -> distill --teachers <bundle>:
+    one student with every task, its agreement with each teacher printed and kept."""
+    import shutil
+
+    videos = tmp_path / "videos"
+    for item in synthetic_dataset.items:
+        target = videos / str(item.speaker) / Path(item.video).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(item.video, target)
+    cache, bundle, run = tmp_path / "cache", tmp_path / "bundle", tmp_path / "run"
+    assert main(["prepare-data", "--reader", "folder", "--root", str(videos), "--cache", str(cache),
+                 "--crop", "full"]) == 0
+    for task in ("emotion", "laughter", "personality", "encoder"):
+        assert main(["weights", "import", str(released_files[task]), "--task", task, "--out", str(bundle)]) == 0
+    assert main(["distill", "--cache", str(cache), "--teachers", str(bundle), "--student", "tiny",
+                 "--student-depth", "2", "--epochs", "1", "--batch-size", "3", "--out-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    for head in ("emotion", "laughter", "personality"):
+        assert f"agreement with the {head} teacher, trained student:" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["agreement"]["clips"] >= 1
+    student = json.loads((run / "student.json").read_text())
+    assert student["model"]["head_labels"]["personality"][0] == "openness"
+    # The bundle's pretrained encoder (tiny, 2 blocks) started the student: same width and depth.
+    assert student["metadata"]["student_init"] == str(bundle / "encoder.safetensors")

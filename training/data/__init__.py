@@ -30,6 +30,7 @@ _HOMES = {
     "read_first_impressions": "first_impressions",
     "load_annotations": "first_impressions",
     "read_voxceleb2": "voxceleb",
+    "read_video_folder": "folder",
     "read_manifest": "manifest",
     "read_ndc_me": "manifest",
     "SplitConfig": "splits",
