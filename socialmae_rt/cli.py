@@ -17,14 +17,23 @@ def _info(args: argparse.Namespace) -> int:
     from socialmae_rt.model.profile import count_gflops, count_parameters, profile_config
 
     if args.weights:
+        from socialmae_rt.weights.bundle import parse_weights
+
+        spec = parse_weights(args.weights)
         # A released .pth says nothing about its size: --model picks it (base by default).
-        released = args.weights.endswith((".pth", ".pt"))
+        released = bool(spec.single) and spec.single.endswith((".pth", ".pt"))
         variant = "base" if args.model == "all" else args.model
         config = SocialMAEConfig.variant(variant, num_classes=args.num_classes) if released else None
-        loaded = load_any_checkpoint(args.weights, config)
-        model = loaded.model
-        profiles = [("checkpoint", count_parameters(model), {m: count_gflops(model, m) for m in Modality})]
-        print(f"{args.weights}: loaded strictly; heads {model.config.head_sizes}")
+        members = [(e.task, e.path) for e in spec.entries] or [("checkpoint", spec.single)]
+        profiles = []
+        for name, path in members:
+            model = load_any_checkpoint(path, config).model
+            profiles.append((name, count_parameters(model), {m: count_gflops(model, m) for m in Modality}))
+            labels = {head: model.config.head_labels.get(head) for head in model.config.head_sizes}
+            print(f"{path}: loaded strictly; heads {model.config.head_sizes}; outputs {labels}")
+        if len(profiles) > 1:  # a bundle: one encoder pass per checkpoint
+            profiles.append(("bundle", sum(p[1] for p in profiles),
+                             {m: sum(p[2][m] for p in profiles) for m in Modality}))
     else:
         names = sorted(MODEL_VARIANTS, key=lambda n: -MODEL_VARIANTS[n]["embed_dim"]) if args.model == "all" else [args.model]
         profiles = []
@@ -51,7 +60,8 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="parameter count and GFLOP per window; --weights checks a checkpoint loads")
     p.add_argument("--model", default="all", choices=["all", "base", "small", "tiny"], help="model size (default: all)")
     p.add_argument("--num-classes", type=int, default=6, help="size of the primary (emotion) head (default: 6)")
-    p.add_argument("--weights", help="a released .pth or our .safetensors to load strictly and profile")
+    p.add_argument("--weights", nargs="+", help="a released .pth, our .safetensors, or a bundle (folder or "
+                   "task=checkpoint entries) to load strictly and profile")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=_info)
 

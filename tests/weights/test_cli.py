@@ -67,3 +67,12 @@ def test_bad_bundles_fail_before_any_model_loads(clip, released_files, tmp_path,
     assert code == 2 and len(err.splitlines()) == 1 and "has no 'emotion' head" in err
     code = main(["weights", "import", str(released_files["personality"]), "--task", "emotion", "--out", str(bundle)])
     assert code == 2 and "a released emotion head has 6 outputs; this one has 5" in capsys.readouterr().err
+
+
+def test_info_profiles_each_checkpoint_of_a_bundle_and_their_sum(bundle_dir, capsys):
+    assert main(["info", "--weights", str(bundle_dir), "--json"]) == 0
+    out = capsys.readouterr().out
+    profiles = json.loads(out[out.index("[\n"):])
+    assert [p["model"] for p in profiles] == ["emotion", "laughter", "personality", "bundle"]
+    assert profiles[-1]["parameters"] == sum(p["parameters"] for p in profiles[:-1])
+    assert "'laughter': ['neutral', 'smile', 'laughter']" in out
