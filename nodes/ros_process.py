@@ -35,7 +35,8 @@ def run_node(
     start_errors: tuple[type[BaseException], ...] = (),
     stop: Callable[[Node], None] | None = None,
 ) -> int:
-    """Spin one node until SIGINT/SIGTERM; returns the exit code.
+    """Spin one node until SIGINT/SIGTERM (or until the node shuts ROS down itself); returns the exit
+    code: the node's `exit_code` (1 after a fatal error), 0 after a clean stop.
 
     An invalid start (bad parameter, missing source: `start_errors`) prints one line and returns 2.
     We own the executor and shut it down ourselves: rclpy.spin's global executor prints an error
@@ -65,4 +66,4 @@ def run_node(
                 stop(node)
             node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return getattr(node, "exit_code", 0) or 0

@@ -35,8 +35,10 @@ import dataclasses
 import json
 import sys
 import threading
+import time
 from typing import Any
 
+import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterUninitializedException
@@ -66,6 +68,7 @@ from .ros_inputs import RosInputConfig, RosInputs
 from .ros_process import reject_unknown_parameters, run_node
 
 NODE_NAME = "social_perception"
+FATAL_LINGER_S = 1.5  # after a fatal error: time for /diagnostics ERROR to go out before the process ends
 ROS_INPUT = "ros"  # `source:=ros` / `mic:=ros`: read the ROS input topics
 INPUT_PREFIX = "input_"
 # RunOptions fields that mean nothing for a node (console output).
@@ -139,8 +142,13 @@ class RosSink:
         self.personality = node.create_publisher(Float32MultiArray, "~/personality", reliable)
         self.embedding = node.create_publisher(Float32MultiArray, "~/embedding", reliable)
 
+    def _stopping(self) -> bool:
+        return not self.node.context.ok()  # SIGINT/SIGTERM shut ROS down: nothing can be published now
+
     def write_result(self, result: SocialPerception) -> None:
-        self.results.publish(String(data=json.dumps(result.to_json(self.include_embedding))))
+        if self._stopping():
+            return
+        self.results.publish(String(data=json.dumps(result.to_json(self.include_embedding), allow_nan=False)))
         if result.emotion is not None:
             self.emotion.publish(labelled_array(result.emotion.values(), result.emotion.keys(), result.face_id))
             self.expressions.publish(result)
@@ -153,7 +161,7 @@ class RosSink:
             self.embedding.publish(labelled_array(result.embedding, ["embedding"], result.face_id))
 
     def write_event(self, event: LaughterEvent) -> None:
-        if event.kind is LaughterEventKind.ONSET:
+        if event.kind is LaughterEventKind.ONSET and not self._stopping():
             header = Header(frame_id="none" if event.face_id is None else str(event.face_id))
             _stamp(header, event.time_ns)
             self.onset.publish(header)
@@ -222,6 +230,9 @@ class SocialPerceptionNode(Node):
                                               for f in dataclasses.fields(RosInputConfig)})
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._stop_requested = threading.Event()
+        self.fatal: str | None = None  # why perception stopped for good
+        self.exit_code = 0
+        self.exit_on_failure = False  # main(): a fatal error shuts the process down (exit code 1)
         self.ros_inputs = None
         ros_video, ros_audio = ros_input_streams(self.options)
         if ros_video:
@@ -281,8 +292,26 @@ class SocialPerceptionNode(Node):
     def _run(self) -> None:
         try:
             run_pipeline(self.pipeline, self.options, self.sources, self._stop_requested)
-        except (SourceError, RuntimeError) as err:
-            self.get_logger().error(f"pipeline stopped: {err}")
+        except Exception as err:  # noqa: BLE001 - whatever ends perception must end the process too
+            if self._stop_requested.is_set():
+                return  # stopping: the sources closed under the pipeline
+            self._fail(f"{type(err).__name__}: {err}")
+            return
+        failed = [s.status for s in self.sources if s.status.state is SourceState.FAILED]
+        if not self._stop_requested.is_set() and failed and len(failed) == len(self.sources):
+            self._fail("no source left: " + "; ".join(f"{s.name}: {s.detail}" for s in failed))
+
+    def _fail(self, cause: str) -> None:
+        """Perception is over for good: /diagnostics says ERROR with the cause, and a node started
+        as a process (main) exits non-zero, so `respawn` or a supervisor restarts it. Never a live
+        node that silently does nothing."""
+        self.fatal = cause
+        self.exit_code = 1
+        self.get_logger().error(f"perception stopped: {cause}")
+        self._publish_diagnostics()
+        if self.exit_on_failure:
+            time.sleep(FATAL_LINGER_S)  # let /diagnostics reach subscribers before the node goes
+            rclpy.shutdown(context=self.context)
 
     def _log_source_changes(self) -> None:
         for source in self.sources:
@@ -298,7 +327,7 @@ class SocialPerceptionNode(Node):
     def _publish_diagnostics(self) -> None:
         self._log_source_changes()
         status = self.pipeline.status(self.sources)
-        level, message = health(status)
+        level, message = (DiagnosticStatus.ERROR, f"perception stopped: {self.fatal}") if self.fatal else health(status)
         values = {
             "backend": status["backend"]["name"], "precision": status["backend"]["precision"],
             "weights": status["backend"]["weights"], "model": self.options.model,
@@ -306,6 +335,8 @@ class SocialPerceptionNode(Node):
             "windows": status["windows"], "windows_per_s": round(status["windows_per_s"], 3),
             "skipped_windows": status["skipped_windows"],
             "latency_ms_p50": status["latency_ms_p50"], "latency_ms_p95": status["latency_ms_p95"],
+            "dropped_windows": ", ".join(f"{why}: {n}" for why, n in status["dropped"].items()) or "none",
+            "last_error": status["last_error"] or "none",
             **{f"source {s['name']}": f"{s['state']} {s['detail']}".strip() for s in status["sources"]},
         }
         array = DiagnosticArray()
@@ -340,8 +371,16 @@ def health(status: dict[str, Any]) -> tuple[bytes, str]:
     return DiagnosticStatus.OK, status["last"]
 
 
+def _process_node() -> SocialPerceptionNode:
+    node = SocialPerceptionNode()
+    node.exit_on_failure = True
+    if node.fatal is not None:  # failed while starting, before the flag was set
+        rclpy.shutdown(context=node.context)
+    return node
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_node(SocialPerceptionNode, NODE_NAME, MultiThreadedExecutor, argv,
+    return run_node(_process_node, NODE_NAME, MultiThreadedExecutor, argv,
                     start_errors=(SourceError, FileNotFoundError), stop=SocialPerceptionNode.stop)
 
 

@@ -71,7 +71,7 @@ class ZmqSink:
         self._socket.curve_server = True
 
     def publish(self, topic: str, record: dict[str, Any]) -> None:
-        payload = json.dumps(record, separators=(",", ":")).encode()
+        payload = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
         # PUB never blocks: with a full queue the message is dropped for that subscriber.
         self._socket.send_multipart([topic.encode(), payload], flags=zmq.NOBLOCK)
         self.sent += 1

@@ -66,6 +66,7 @@ class AudioRing:
         self.sample_rate = sample_rate
         self.gap_tolerance_ns = gap_tolerance_ns
         self._ring = np.zeros(capacity, dtype=np.float32)
+        self._valid = np.ones(capacity, dtype=bool)  # False where a NaN/Inf sample arrived
         self.reset()
 
     def reset(self) -> None:
@@ -73,6 +74,7 @@ class AudioRing:
         self.written = 0  # samples ever written (the ring holds the last `capacity` of them)
         self.gaps = 0
         self.dropped_overlap = 0
+        self.nonfinite = 0  # NaN/Inf samples received (held as missing audio)
 
     def time_of(self, sample_index: int) -> int:
         return self.origin_ns + sample_index * NS_PER_SECOND // self.sample_rate
@@ -105,31 +107,49 @@ class AudioRing:
             overlap = min(self.written - expected, samples.shape[0])
             self.dropped_overlap += overlap
             samples = samples[overlap:]
-        self._append(samples)
+        finite = np.isfinite(samples)
+        if not finite.all():  # a broken decoder or device: that stretch counts as missing audio
+            self.nonfinite += int((~finite).sum())
+            samples = np.where(finite, samples, 0.0).astype(np.float32)
+        self._append(samples, finite)
 
-    def _append(self, samples: np.ndarray) -> None:
+    def _append(self, samples: np.ndarray, valid: np.ndarray | None = None) -> None:
         n = samples.shape[0]
         if n == 0:
             return
+        valid = np.ones(n, dtype=bool) if valid is None else valid
         if n > self.capacity:  # only the newest `capacity` samples can be held
             self.written += n - self.capacity
-            samples, n = samples[-self.capacity :], self.capacity
+            samples, valid, n = samples[-self.capacity :], valid[-self.capacity :], self.capacity
         start = self.written % self.capacity
         first = min(n, self.capacity - start)
         self._ring[start : start + first] = samples[:first]
         self._ring[: n - first] = samples[first:]
+        self._valid[start : start + first] = valid[:first]
+        self._valid[: n - first] = valid[first:]
         self.written += n
 
-    def read(self, end_ns: int, num_samples: int) -> np.ndarray | None:
-        """The `num_samples` samples ending at `end_ns`, or None if not all are held."""
+    def _positions(self, end_ns: int, num_samples: int) -> np.ndarray | None:
         if self.origin_ns is None:
             return None
         stop = self.index_at(end_ns)
         start = stop - num_samples
         if stop > self.written or start < max(0, self.written - self.capacity):
             return None
-        positions = np.arange(start, stop) % self.capacity  # [num_samples]
+        return np.arange(start, stop) % self.capacity  # [num_samples]
+
+    def read(self, end_ns: int, num_samples: int) -> np.ndarray | None:
+        """The `num_samples` samples ending at `end_ns`, or None if not all are held (or some
+        arrived as NaN/Inf: see `invalid_in`)."""
+        positions = self._positions(end_ns, num_samples)
+        if positions is None or not self._valid[positions].all():
+            return None
         return self._ring[positions]
+
+    def invalid_in(self, end_ns: int, num_samples: int) -> int:
+        """How many samples of that stretch arrived as NaN/Inf (0 if it is not held)."""
+        positions = self._positions(end_ns, num_samples)
+        return 0 if positions is None else int((~self._valid[positions]).sum())
 
 
 class AVRingBuffer:
@@ -183,6 +203,13 @@ class AVRingBuffer:
     @property
     def audio_until_ns(self) -> int | None:
         return self.audio.end_ns
+
+    def audio_problem(self, end_ns: int) -> str | None:
+        """Why the audio of the window ending at `end_ns` is missing although it was delivered."""
+        bad = self.audio.invalid_in(end_ns, self.config.window_samples)
+        if not bad:
+            return None
+        return f"audio held {bad} NaN/Inf samples ({bad / self.config.sample_rate:.2f} s) in this window"
 
     def audio_window(self, end_ns: int) -> np.ndarray | None:
         """float32 [window_samples] of [end - window, end], or None if not all of it is held."""

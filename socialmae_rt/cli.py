@@ -97,7 +97,9 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
                    help=f"model size when the weights do not say (default: {d.model})")
     p.add_argument("--backend", default=d.backend, help=f"inference backend (default: {d.backend})")
     p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows, 0.25..4 (default: {d.hop})")
-    p.add_argument("--output", default=d.output, help="write result and event records to this JSONL file")
+    p.add_argument("--output", default=d.output, help="append result and event records to this JSONL file")
+    p.add_argument("--fresh-output", dest="fresh_output", action="store_true",
+                   help="start the --output file afresh instead of appending to it")
     p.add_argument("--width", type=int, default=d.width, help=f"camera width asked for (default: {d.width})")
     p.add_argument("--height", type=int, default=d.height, help=f"camera height asked for (default: {d.height})")
     p.add_argument("--fps", type=float, default=d.fps, help=f"camera frame rate asked for (default: {d.fps})")

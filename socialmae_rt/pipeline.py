@@ -59,6 +59,9 @@ class PipelineConfig:
     stream: str = "default"
     include_embedding: bool = False
     status_interval_s: float = 1.0
+    # This many windows failing in a row means the backend is unusable: the run stops with
+    # PipelineFailed (a node then exits non-zero, so a supervisor can restart it).
+    max_consecutive_failures: int = 10
     buffer: BufferConfig = field(default_factory=BufferConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
@@ -68,6 +71,15 @@ class PipelineConfig:
             raise ValueError(f"PipelineConfig.min_face_fill must be in (0, 1], got {self.min_face_fill}")
         if self.audio_stall_s <= 0:
             raise ValueError(f"PipelineConfig.audio_stall_s must be > 0, got {self.audio_stall_s}")
+        if self.max_consecutive_failures < 1:
+            raise ValueError(f"PipelineConfig.max_consecutive_failures must be >= 1, got {self.max_consecutive_failures}")
+
+
+class PipelineFailed(RuntimeError):
+    """Perception cannot go on (every window fails): the cause is in the message."""
+
+
+NONFINITE = "non-finite model output"
 
 
 @dataclass
@@ -85,6 +97,7 @@ class _Window:
     picked_mono_ns: int
     audio: np.ndarray | None  # float32 [64000]
     faces: list[FaceWindow]
+    problem: str | None = None  # why a delivered stream is missing from this window (NaN/Inf samples)
 
 
 class Pipeline:
@@ -114,6 +127,9 @@ class Pipeline:
         self._reported_faces: set[int | None] = set()
         self.last_reason = "waiting for data"
         self.results = 0
+        self.dropped: collections.Counter[str] = collections.Counter()  # why -> windows (or rows) dropped
+        self.last_error: str | None = None
+        self._consecutive_failures = 0
         self.started_mono_ns = time.monotonic_ns()
 
     # Ingest (capture threads) ---------------------------------------------------------------
@@ -164,20 +180,54 @@ class Pipeline:
                 return None
             audio = self.buffer.audio_window(end_ns)
             faces = self.buffer.face_windows(end_ns, self.config.min_face_fill)
-        return _Window(end_ns, time.monotonic_ns(), audio, faces)
+            problem = self.buffer.audio_problem(end_ns) if audio is None else None
+        return _Window(end_ns, time.monotonic_ns(), audio, faces, problem)
 
     def process_due(self) -> list[SocialPerception] | None:
-        """Run the window the scheduler picks now: its records ([] if it had nothing to perceive),
-        or None when no window is due."""
+        """Run the window the scheduler picks now: its records ([] if it had nothing to perceive, or
+        if it failed: dropped and counted), or None when no window is due."""
         window = self._pick_window()
-        return None if window is None else self._run_window(window)
+        if window is None:
+            return None
+        try:
+            records = self._run_window(window)
+        except Exception as err:  # noqa: BLE001 - one window's failure must not end perception
+            self._window_failed(window, err)
+            return []
+        self._consecutive_failures = 0
+        return records
+
+    def _window_failed(self, window: _Window, err: Exception) -> None:
+        kind = type(err).__name__
+        if kind not in self.dropped:  # logged once per kind; counted every time
+            log.error("window ending %.2f s dropped: %s: %s (further %s failures are counted, not logged)",
+                      window.end_ns / NS_PER_SECOND, kind, err, kind)
+        self.dropped[kind] += 1
+        self.last_error = f"{kind}: {err}"
+        self.last_reason = f"window ending {window.end_ns / NS_PER_SECOND:.2f} s dropped ({self.last_error})"
+        self._consecutive_failures += 1
+        if self._consecutive_failures >= self.config.max_consecutive_failures:
+            raise PipelineFailed(f"{self._consecutive_failures} windows in a row failed, the last with {self.last_error}"
+                                 ) from err
+
+    def _finite_rows(self, output) -> np.ndarray:
+        """[B] which rows of a backend output are finite everywhere (heads and embedding)."""
+        finite = np.isfinite(output.embedding).all(axis=1)
+        for values in output.heads.values():
+            finite &= np.isfinite(values).all(axis=1)
+        if not finite.all():
+            if NONFINITE not in self.dropped:
+                log.error("the model produced NaN/Inf for %d of %d row(s); such rows are dropped and counted "
+                          "(further ones are not logged)", int((~finite).sum()), len(finite))
+            self.dropped[NONFINITE] += int((~finite).sum())
+        return finite
 
     # One window ---------------------------------------------------------------------------------
     def _run_window(self, window: _Window) -> list[SocialPerception]:
         if window.audio is None and not window.faces:
             self.last_reason = (
                 f"window ending {window.end_ns / NS_PER_SECOND:.2f} s: no face and no audio "
-                f"({self.expect.reason or 'nothing in the buffer for it'})"
+                f"({window.problem or self.expect.reason or 'nothing in the buffer for it'})"
             )
             self._forget_faces_except(set())
             return []
@@ -197,8 +247,11 @@ class Pipeline:
         face_ids: list[int | None] = [f.face_id for f in window.faces] or [None]
         fills = [f.fill for f in window.faces] or [1.0]
         self._forget_faces_except(set(face_ids))
+        finite = self._finite_rows(output)
         records = []
         for row, (face_id, fill) in enumerate(zip(face_ids, fills)):
+            if not finite[row]:
+                continue
             heads = {name: values[row] for name, values in output.heads.items()}
             perceived = self.postprocessor.update(face_id, heads, window.end_ns)
             record = SocialPerception(
@@ -215,7 +268,7 @@ class Pipeline:
                 stream=self.config.stream,
                 embedding=output.embedding[row].tolist() if self.config.include_embedding else None,
                 # Only a record missing a stream says why; an audiovisual window heard and saw everything.
-                degraded=(self.expect.reason or None) if modality != Modality.AUDIOVISUAL.value else None,
+                degraded=(window.problem or self.expect.reason or None) if modality != Modality.AUDIOVISUAL.value else None,
             )
             self._emit(record, perceived.events)
             records.append(record)
@@ -259,6 +312,9 @@ class Pipeline:
             "latency_ms_p95": None if latencies is None else float(np.percentile(latencies, 95)),
             "expect": {"video": self.expect.video, "audio": self.expect.audio, "why": self.expect.reason},
             "last": self.last_reason,
+            "dropped": dict(self.dropped),
+            "nonfinite_audio_samples": self.buffer.audio.nonfinite,
+            "last_error": self.last_error,
             "faces": self.buffer.face_ids(),
             "sources": [s.status.snapshot() for s in sources],
         }

@@ -39,7 +39,8 @@ class RunOptions:
     model: str = "base"  # size when weights do not say: base | small | tiny
     backend: str = "torch"
     hop: float = 0.5
-    output: str | None = None  # JSONL file
+    output: str | None = None  # JSONL file, appended to
+    fresh_output: bool = False  # start the JSONL file afresh instead of appending
     realtime: bool = False  # pace a file at real time, like a live stream
     width: int | None = 640  # camera resolution and rate asked for (the device may give others)
     height: int | None = 480
@@ -150,7 +151,8 @@ def output_sinks(options: RunOptions, out: TextIO | None = None) -> list:
     out = out or sys.stdout  # looked up now: a default bound at import would outlive a replaced stdout
     sinks: list = []
     if options.output:
-        sinks.append(JsonlSink(options.output, include_embedding=options.embedding, include_status=options.status))
+        sinks.append(JsonlSink(options.output, include_embedding=options.embedding, include_status=options.status,
+                               fresh=options.fresh_output))
     if options.zmq:
         from socialmae_rt.nodes.zmq_publisher import ZmqConfig, ZmqSink
 

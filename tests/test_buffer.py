@@ -32,6 +32,22 @@ def test_audio_window_is_the_last_four_seconds():
     np.testing.assert_array_equal(window, np.arange(8000, 72000, dtype=np.float32))
 
 
+def test_nan_samples_count_as_missing_audio_only_in_the_windows_that_hold_them():
+    buf = AVRingBuffer()
+    for c in ramp_chunks(9.5):  # the ring keeps 6 s: [3.5, 9.5] at the end
+        if 5 * RATE <= c.samples[0] < 5.1 * RATE:  # chunks starting in 5.0-5.1 s arrive as NaN
+            c = AudioChunk(np.full_like(c.samples, np.nan), c.stamp_ns, c.sample_rate)
+        buf.add_audio(c)
+        if buf.audio_until_ns == seconds_to_ns(5.504):  # before anything older is forgotten
+            assert buf.audio_window(seconds_to_ns(5.0)) is not None and buf.audio_problem(seconds_to_ns(5.0)) is None
+    assert buf.audio.nonfinite == 1536  # the three chunks of 512 that start in 5.0-5.1 s
+    for end in (8.0, 9.0):  # [end - 4, end] holds the stretch
+        assert buf.audio_window(seconds_to_ns(end)) is None
+        assert buf.audio_problem(seconds_to_ns(end)) == "audio held 1536 NaN/Inf samples (0.10 s) in this window"
+    window = buf.audio_window(seconds_to_ns(9.25))  # past it: whole again, the true values
+    np.testing.assert_array_equal(window, np.arange(84000, 148000, dtype=np.float32))
+
+
 def test_audio_window_not_complete_or_forgotten_is_none():
     buf = AVRingBuffer(BufferConfig(history_s=5.0))
     assert buf.audio_window(seconds_to_ns(4)) is None  # nothing yet

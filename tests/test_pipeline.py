@@ -41,15 +41,17 @@ def face_photo() -> np.ndarray:
 
 
 def write_clip(path: Path, seconds: float, faces_at, audio_seconds: float | None, photo, width=320,
-               with_video: bool = True) -> Path:
-    """`faces_at(t)` -> number of faces (0, 1, 2) on screen at t; audio is a 440 Hz tone."""
+               with_video: bool = True, float_pcm_nan: tuple[float, float] | None = None) -> Path:
+    """`faces_at(t)` -> number of faces (0, 1, 2) on screen at t; audio is a 440 Hz tone.
+    `float_pcm_nan` = (start_s, end_s): the audio is float PCM (mkv) holding NaN over that stretch."""
     with av.open(str(path), "w") as container:
         if with_video:
             video = container.add_stream("mpeg4", rate=FPS)
             video.width, video.height, video.pix_fmt = width, 240, "yuv420p"
         audio = None
         if audio_seconds:
-            audio = container.add_stream("aac" if with_video else "pcm_s16le", rate=RATE)
+            codec = "pcm_f32le" if float_pcm_nan else "aac" if with_video else "pcm_s16le"
+            audio = container.add_stream(codec, rate=RATE)
             audio.layout = "mono"
         for i in range(int(seconds * FPS) if with_video else 0):
             t = i / FPS
@@ -65,11 +67,14 @@ def write_clip(path: Path, seconds: float, faces_at, audio_seconds: float | None
         if audio is not None:
             n = int(audio_seconds * RATE)
             tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / RATE)).astype(np.float32)
+            if float_pcm_nan:
+                tone[int(float_pcm_nan[0] * RATE) : int(float_pcm_nan[1] * RATE)] = np.nan
+            sample_format = "flt" if float_pcm_nan else "fltp" if with_video else "s16"
             for start in range(0, n, 1024):
                 block = tone[start : start + 1024][None]  # [1, N] planar mono
                 if not with_video:  # a plain WAV: 16-bit PCM
                     block = (block * 32767).astype(np.int16)
-                frame = av.AudioFrame.from_ndarray(block, format="fltp" if with_video else "s16", layout="mono")
+                frame = av.AudioFrame.from_ndarray(block, format=sample_format, layout="mono")
                 frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
                 for packet in audio.encode(frame):
                     container.mux(packet)
@@ -261,3 +266,86 @@ def test_live_run_refuses_sources_on_different_clocks(tone_wav, detector):
     unpaced = MediaFileSource(MediaFileConfig(str(wav)))  # media
     with pytest.raises(ValueError, match=r"different clocks \(media, monotonic\)"):
         make_pipeline(detector).run_live([paced, unpaced])
+
+
+# Faults --------------------------------------------------------------------------------------------
+
+
+def test_nan_audio_in_the_file_makes_those_windows_video_only_and_the_run_goes_on(tmp_path, face_photo, capsys):
+    """A float PCM track holding 0.1 s of NaN (a broken recorder): `socialmae-rt run` keeps going; the
+    windows that hear the NaN stretch are video-only and say why, the others are audiovisual."""
+    from socialmae_rt.cli import main
+
+    clip = write_clip(tmp_path / "nan.mkv", 9.0, lambda t: 1, 9.0, face_photo, float_pcm_nan=(6.0, 6.1))
+    out = tmp_path / "r.jsonl"
+    assert main(["run", "--source", str(clip), "--model", "tiny", "--output", str(out), "--quiet"]) == 0
+    records = [r for r in read_jsonl(out) if r["schema"] == RESULT_SCHEMA]
+    by_end = {r["window_end_ns"] / NS_PER_SECOND: r for r in records}
+    assert sorted(by_end) == [4.0 + 0.5 * i for i in range(11)]  # every window, 4.0 .. 9.0 s
+    for end, record in by_end.items():
+        if end < 6.1:
+            assert record["modality"] == "audiovisual" and record["degraded"] is None
+        else:  # [end - 4, end] holds the NaN stretch at 6.0-6.1 s
+            assert record["modality"] == "video" and "NaN/Inf samples (0.10 s)" in record["degraded"]
+    assert "done: 11 windows, 11 records" in capsys.readouterr().out
+
+
+class FailingBackend:
+    """The real tiny torch backend, with a failure injected at its call boundary on chosen windows
+    (what a GPU error or a runtime fault looks like to the pipeline)."""
+
+    def __init__(self, fail_on):
+        self.inner = create_backend("torch", None, TINY)
+        self.info, self.model_config, self.preprocess = self.inner.info, self.inner.model_config, self.inner.preprocess
+        self.calls, self.fail_on = 0, fail_on
+
+    def infer(self, audio=None, video=None):
+        self.calls += 1
+        if self.fail_on(self.calls):
+            raise RuntimeError(f"device lost on call {self.calls}")
+        return self.inner.infer(audio, video)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_a_failing_window_is_dropped_counted_and_logged_once(tmp_path, detector, face_photo, caplog):
+    clip = write_clip(tmp_path / "f.mp4", 7.0, lambda t: 1, 7.0, face_photo)
+    sink = MemorySink()
+    pipeline = make_pipeline(detector, [sink], backend=FailingBackend(lambda call: call in (2, 4)))
+    pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+    ends = [r.window_end_ns / NS_PER_SECOND for r in sink.results]
+    assert ends == [4.0, 5.0, 6.0, 6.5, 7.0]  # 4.5 and 5.5 s failed; the rest went on
+    status = pipeline.status()
+    assert status["dropped"] == {"RuntimeError": 2} and "device lost on call 4" in status["last_error"]
+    assert caplog.text.count("dropped: RuntimeError") == 1
+
+
+def test_windows_failing_in_a_row_end_the_run_with_the_cause(tmp_path, detector, face_photo):
+    from socialmae_rt.pipeline import PipelineFailed
+
+    clip = write_clip(tmp_path / "g.mp4", 9.0, lambda t: 1, 9.0, face_photo)
+    pipeline = make_pipeline(detector, [MemorySink()], backend=FailingBackend(lambda call: call >= 2),
+                             max_consecutive_failures=3)
+    with pytest.raises(PipelineFailed, match="3 windows in a row failed, the last with RuntimeError: device lost"):
+        pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+
+
+def test_non_finite_model_outputs_are_dropped_never_written(tmp_path, detector, face_photo):
+    """A diverged checkpoint (finite but huge head weights: its logits overflow to Inf): no record with
+    NaN reaches the JSONL, the rows are counted, the run ends normally."""
+    import torch
+
+    from socialmae_rt.model import SocialMAE, save_checkpoint
+
+    model = SocialMAE(TINY)
+    with torch.no_grad():
+        model.mlp_head[1].weight.fill_(3e38)
+    weights = save_checkpoint(model, tmp_path / "diverged.safetensors")
+    clip = write_clip(tmp_path / "h.mp4", 5.0, lambda t: 1, 5.0, face_photo)
+    sink = JsonlSink(tmp_path / "r.jsonl")
+    pipeline = make_pipeline(detector, [sink], backend=create_backend("torch", str(weights)))
+    pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+    sink.close()
+    assert [r for r in read_jsonl(tmp_path / "r.jsonl") if r["schema"] == RESULT_SCHEMA] == []
+    assert pipeline.status()["dropped"]["non-finite model output"] == 3  # windows ending 4.0, 4.5, 5.0 s

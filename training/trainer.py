@@ -19,6 +19,7 @@ import itertools
 import logging
 import math
 import os
+import pickle
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,15 +108,26 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every generator's state as tensors and plain values only, so `state.pt` loads with
+    weights_only=True (no pickled objects, so nothing in the file can run code)."""
+    version, internal, gauss_next = random.getstate()
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next},
+        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(position),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    py, npy = state["python"], state["numpy"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    np.random.set_state((npy["name"], npy["keys"].cpu().numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())  # torch.load(map_location=cuda) may have moved it
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
@@ -287,7 +299,13 @@ class Trainer:
         partial.replace(self.state_path)  # a crash mid-write never leaves a broken checkpoint
 
     def _load_state(self) -> None:
-        state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        try:  # tensors and plain containers only: a crafted state.pt cannot run code on resume
+            state = torch.load(self.state_path, map_location=self.device, weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise ValueError(
+                f"{self.state_path} holds objects other than tensors and plain values, so it was not loaded (loading "
+                "it could run code). A state from before this version, or not made by this trainer: delete it or "
+                f"start afresh with --no-resume. ({str(err).splitlines()[0]})") from err
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:

@@ -81,7 +81,8 @@ class DemoOptions:
     headless: bool = False  # draw without a window (servers, tests; use with --record or --snapshot)
     realtime: bool | None = None  # a file: None = real time in a window, as fast as possible headless
     duration: float | None = None  # stop after this many seconds (media time for an offline file)
-    output: str | None = None  # also write the JSONL records
+    output: str | None = None  # also append the JSONL records here
+    fresh_output: bool = False  # start that file afresh
     screenshot_dir: str = "."  # where the s key saves PNGs
     snapshot: str | None = None  # save the canvas drawn `snapshot_at` seconds in to this PNG
     snapshot_at: float = 0.0
@@ -105,7 +106,8 @@ class DemoOptions:
     def run_options(self) -> RunOptions:
         return RunOptions(
             source=self.source if self.source is not None else self.camera, mic=self.mic, weights=self.weights,
-            model=self.model, backend=self.backend, hop=self.hop, output=self.output, realtime=self.paced,
+            model=self.model, backend=self.backend, hop=self.hop, output=self.output, fresh_output=self.fresh_output,
+            realtime=self.paced,
             width=self.width, height=self.height, fps=self.fps, max_faces=self.max_faces, threads=self.threads,
             duration=self.duration, quiet=True, postprocess=self.postprocess,
         )

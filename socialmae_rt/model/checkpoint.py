@@ -116,6 +116,15 @@ def compare_keys(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> K
     return report
 
 
+def check_finite_tensors(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """A NaN or Inf weight would make every output NaN: refuse the checkpoint, naming the tensors."""
+    bad = [f"{name} ({int((~torch.isfinite(t)).sum())} of {t.numel()} values)" for name, t in state.items()
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", ... ({len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise CheckpointError(f"{source} holds NaN/Inf values in {shown}: a damaged or diverged checkpoint")
+
+
 def load_state_strictly(model: SocialMAE, state: Mapping[str, torch.Tensor], source: str) -> SocialMAE:
     """Copy `state` into `model` only if every name and shape matches; otherwise raise, loading nothing."""
     report = compare_keys(model, state)
@@ -124,6 +133,7 @@ def load_state_strictly(model: SocialMAE, state: Mapping[str, torch.Tensor], sou
             f"{source} does not match SocialMAEConfig({_config_summary(model.config)}); "
             f"the checkpoint looks like {describe_state_dict(state)}.\n{report.describe()}"
         )
+    check_finite_tensors(state, source)
     model.load_state_dict(state, strict=True)
     return model.eval()
 

@@ -197,3 +197,18 @@ def test_load_any_checkpoint_dispatch(tmp_path, small_config, official_state):
     assert load_any_checkpoint(pth, small_config).model.config == small_config
     with pytest.raises(ValueError, match=r"unknown checkpoint type '.bin'"):
         load_any_checkpoint(tmp_path / "w.bin")
+
+
+def test_a_checkpoint_with_nan_or_inf_weights_is_refused_naming_the_tensors(tmp_path, small_config, official_state):
+    state = official_state(small_config)
+    state["module.blocks_v.1.attn.proj.weight"][0, :3] = float("nan")
+    state["module.mlp_head.1.bias"][2] = float("inf")
+    with pytest.raises(CheckpointError, match=r"holds NaN/Inf values in blocks_v.1.attn.proj.weight \(3 of \d+ "
+                                              r"values\), mlp_head.1.bias \(1 of 6 values\)"):
+        load_official_checkpoint(_save(tmp_path, state), small_config)
+    model = SocialMAE(small_config)
+    with torch.no_grad():
+        model.norm.weight[0] = float("nan")
+    path = save_checkpoint(model, tmp_path / "ours.safetensors")
+    with pytest.raises(CheckpointError, match=r"norm.weight \(1 of"):
+        load_checkpoint(path)

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -213,3 +213,35 @@ def test_node_runs_a_task_bundle_and_every_record_carries_all_tasks(context, spi
         assert abs(record["laughter"]["probability"] - alone["laughter"][index]["laughter"]["probability"]) < 1e-5
         for trait, value in record["personality"].items():
             assert abs(value - alone["personality"][index]["personality"][trait]) < 1e-5
+
+
+def test_node_whose_only_source_fails_for_good_says_error_and_exits_non_zero(context, write_clip):
+    """A file whose second half is garbage (the decoder gives up: the source FAILED): the node
+    publishes /diagnostics ERROR with the cause and ends with exit code 1, so respawn restarts it,
+    instead of staying up doing nothing."""
+    from socialmae_rt.nodes.bench_node import start_node_process
+
+    clip = write_clip("broken.avi", seconds=12.0, audio=False, corrupt_frames=tuple(range(60, 120))).path
+    probe = rclpy.create_node("probe", context=context)
+    diagnostics = []
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    node = start_node_process({"source": str(clip), "mic": "none", "model": "tiny"}, context.get_domain_id())
+    try:
+        deadline = time.monotonic() + 120
+        while node.poll() is None and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        for _ in range(20):  # whatever is still in flight
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        if node.poll() is None:
+            node.kill()
+        _, stderr = node.communicate(timeout=10)
+        executor.shutdown()
+        probe.destroy_node()
+    assert node.returncode == 1, stderr[-2000:]
+    assert "perception stopped: RuntimeError: source media_file:broken.avi failed" in stderr
+    assert "errors in a row" in stderr
+    errors = [s for array in diagnostics for s in array.status if s.level == DiagnosticStatus.ERROR]
+    assert errors and errors[-1].message.startswith("perception stopped: RuntimeError: source")

@@ -215,3 +215,25 @@ def test_tensorboard_events_hold_the_logged_scalars(tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 17))
     rows = [r for r in csv.DictReader((tmp_path / "metrics.csv").open()) if r["split"] == "val"]
     assert [round(e.value, 4) for e in events.Scalars("val/neg_mse")] == [round(float(r["value"]), 4) for r in rows]
+
+
+class _Payload:
+    """What a crafted state.pt would carry: unpickling it runs `touch <marker>`."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_state_file_carrying_code_is_refused_and_the_code_never_runs(tmp_path):
+    make_trainer(tmp_path, epochs=1).fit()  # a real state.pt loads (tensors and plain values only)
+    assert make_trainer(tmp_path, epochs=2).resumed
+    marker = tmp_path / "pwned"
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    state["best"] = _Payload(marker)
+    torch.save(state, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match="holds objects other than tensors and plain values, so it was not loaded"):
+        make_trainer(tmp_path, epochs=2)
+    assert not marker.exists()
