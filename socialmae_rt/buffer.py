@@ -26,7 +26,10 @@ class BufferConfig:
     max_faces: int = 4
     max_crops_per_face: int = 64  # 6 s at 10 Hz detection, with room for faster rates
     frame_tolerance_s: float = 0.25  # a crop counts for a frame slot only this close to its time
-    gap_tolerance_s: float = 0.05  # audio stamp jumps beyond this are gaps, filled with silence
+    # Audio stamps that move by more than this against the samples held: forward = a gap (filled with
+    # silence), back = an overlap (the repeated part dropped). Every source stamps its audio on a
+    # continuous sample count already, so only real jumps (lost audio, joined files) reach this.
+    gap_tolerance_s: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("window_s", "sample_rate", "num_frames", "history_s", "max_faces", "max_crops_per_face"):

@@ -13,13 +13,14 @@ when the wall clock reaches their presentation time and stamped in the monotonic
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import av.error
@@ -37,9 +38,12 @@ from socialmae_rt.messages import (
 # How long one stream's decoded items may wait for the other stream before being released anyway.
 # Muxers interleave audio and video within well under a second; the bound keeps memory small when
 # one track simply has nothing for a while (audio that ends early, a long silent gap).
+log = logging.getLogger(__name__)
+
 MAX_REORDER_HOLD_NS = NS_PER_SECOND
 # A file that fails this many times in a row without yielding anything is unreadable, not glitchy.
 MAX_CONSECUTIVE_ERRORS = 50
+AUDIO_DRIFT_TOLERANCE_NS = 10_000_000  # audio pts and sample count may part by this much (pts rounding) before re-anchoring
 
 
 @dataclass
@@ -78,16 +82,25 @@ def to_mono(planar: np.ndarray) -> np.ndarray:
 class _AudioTo16kMono:
     """Resamples decoded audio frames to mono and stamps the output from its running sample count.
 
-    Stamps come from the count, anchored at the first input frame's pts, because the resampler
-    delays output: each output frame's own pts would leave gaps and overlaps between chunks.
+    Stamps come from the count, anchored at an input frame's pts, because the resampler delays
+    output: each output frame's own pts would leave gaps and overlaps between chunks. The count
+    is checked against every input frame's pts: where they part by more than
+    AUDIO_DRIFT_TOLERANCE_NS (files joined with `ffmpeg -f concat -c copy` carry each part's
+    encoder priming and padding, about 40 ms a join), the resampler is drained and the count
+    re-anchored at that frame's pts, so audio never drifts away from video; `on_restamp` hears
+    of each correction (ns: positive when the pts is ahead of the count).
     """
 
-    def __init__(self, sample_rate: int) -> None:
+    def __init__(self, sample_rate: int, on_restamp: Callable[[int], None] | None = None) -> None:
         self.sample_rate = sample_rate
+        self.on_restamp = on_restamp
         self._resampler: av.AudioResampler | None = None
         self._input_signature: tuple | None = None
         self._first_stamp_ns: int | None = None
         self._samples_out = 0
+        self._input_anchor_ns: int | None = None  # pts of the input frame the input count starts at
+        self._samples_in = 0
+        self._input_rate = 0
 
     @property
     def end_ns(self) -> int | None:
@@ -95,10 +108,22 @@ class _AudioTo16kMono:
             return None
         return self._stamp_after(self._samples_out)
 
-    def push(self, frame: av.AudioFrame, stamp_ns: int) -> list[AudioChunk]:
+    def push(self, frame: av.AudioFrame, stamp_ns: int, has_pts: bool = True) -> list[AudioChunk]:
         if self._first_stamp_ns is None:
             self._first_stamp_ns = stamp_ns
         chunks = []
+        if has_pts and self._input_anchor_ns is not None:
+            drift_ns = stamp_ns - (self._input_anchor_ns + self._samples_in * NS_PER_SECOND // self._input_rate)
+            if abs(drift_ns) > AUDIO_DRIFT_TOLERANCE_NS:
+                chunks += self.drain()  # what the resampler holds, on the old timeline
+                self._first_stamp_ns, self._samples_out = stamp_ns, 0
+                self._input_anchor_ns = None
+                if self.on_restamp is not None:
+                    self.on_restamp(drift_ns)
+        if self._input_anchor_ns is None or frame.sample_rate != self._input_rate:
+            self._input_anchor_ns = stamp_ns if has_pts else self._stamp_after(self._samples_out)
+            self._samples_in, self._input_rate = 0, frame.sample_rate
+        self._samples_in += frame.samples
         signature = (frame.format.name, frame.layout.name, frame.sample_rate)
         if signature != self._input_signature:
             # PyAV's resampler is fixed to its first input's format; a mid-file change (new channel
@@ -335,7 +360,7 @@ class MediaFileSource:
         video, audio = self._streams()
         self._origin_ns = _start_ns(self._container, video, audio)
         order = _PresentationOrder({kind for kind, s in (("video", video), ("audio", audio)) if s is not None})
-        audio_out = _AudioTo16kMono(self.config.sample_rate)
+        audio_out = _AudioTo16kMono(self.config.sample_rate, on_restamp=self._audio_restamped)
         video_timing = _VideoTiming(video)
         self._video_frame_ns = video_timing.frame_ns
         video_index = self.video_frames
@@ -347,7 +372,7 @@ class MediaFileSource:
                 order.push("video", VideoFrame(bgr=frame.to_ndarray(format="bgr24"), stamp_ns=stamp_ns, index=video_index))
                 video_index += 1
             else:
-                for chunk in audio_out.push(frame, stamp_ns):
+                for chunk in audio_out.push(frame, stamp_ns, has_pts=frame.pts is not None):
                     order.push("audio", chunk)
             yield from order.ready()
         for chunk in audio_out.drain():
@@ -381,6 +406,14 @@ class MediaFileSource:
             consecutive_errors = 0
             for frame in frames:
                 yield packet.stream, frame
+
+    def _audio_restamped(self, drift_ns: int) -> None:
+        """Audio pts and sample count parted (joined files): counted, the first one logged."""
+        self.status.count("audio_restamps")
+        if self.status.counters.get("audio_restamps", 0) == 1:
+            log.warning("%s: audio timestamps jump by %+.1f ms against the sample count (joined files?); "
+                        "audio follows its timestamps (further jumps are counted as audio_restamps)",
+                        self.path.name, drift_ns / 1e6)
 
     def _count_error(self, consecutive_errors: int, what: str) -> int | None:
         """Counts one fault; returns the new run length, or None when the file is beyond repair."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import av
 import numpy as np
 import pytest
 
@@ -241,3 +242,62 @@ def test_consumer_stopping_early_releases_the_file_and_ends(write_clip):
     assert source.status.state == SourceState.ENDED
     source.close()  # idempotent after the end
     assert source.status.state == SourceState.ENDED
+
+
+def test_audio_stays_with_video_across_the_joins_of_a_concatenated_file(tmp_path):
+    """Ten 3 s parts joined with `ffmpeg -f concat -c copy`: every part carries its own AAC priming and
+    padding (about 42 ms a join). Each part flashes a white frame and clicks at 0.5 s; through the
+    source and the audio ring, every click stays within 40 ms of its flash (the old sample-counting
+    stamps were 377 ms late by the tenth)."""
+    import shutil
+    import subprocess
+    from fractions import Fraction
+
+    from socialmae_rt.buffer import AVRingBuffer, BufferConfig
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("the ffmpeg command is missing (apt-get install ffmpeg; scripts/install_system_deps.sh)")
+    rate, fps, seconds = 44100, 10, 3.0
+    part = tmp_path / "part.mp4"
+    with av.open(str(part), "w") as container:
+        video = container.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        for i in range(int(seconds * fps)):
+            picture = np.full((120, 160, 3), 255 if i == 5 else 40, np.uint8)  # the flash at 0.5 s
+            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="bgr24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        sound = np.zeros(int(seconds * rate), np.float32)
+        click = int(0.05 * rate)
+        sound[int(0.5 * rate):int(0.5 * rate) + click] = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(click) / rate)
+        for start in range(0, sound.size, 1024):
+            frame = av.AudioFrame.from_ndarray(sound[start:start + 1024][None], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in audio.encode(frame):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    listing = tmp_path / "parts.txt"
+    listing.write_text("".join(f"file '{part}'\n" for _ in range(10)))
+    joined = tmp_path / "joined.mp4"
+    subprocess.run(["ffmpeg", "-y", "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
+                    "-c", "copy", str(joined)], check=True)
+    source = MediaFileSource(MediaFileConfig(path=str(joined)))
+    ring = AVRingBuffer(BufferConfig(history_s=40.0))
+    flashes = []
+    for item in source:
+        if isinstance(item, VideoFrame) and item.bgr.mean() > 200:
+            flashes.append(item.stamp_ns)
+        elif isinstance(item, AudioChunk):
+            ring.add_audio(item)
+    assert len(flashes) == 10
+    offsets_ms = []
+    for flash_ns in flashes:
+        heard = ring.audio.read(flash_ns + NS_PER_SECOND // 2, 16000)  # [flash - 0.5 s, flash + 0.5 s]
+        onset = int(np.argmax(np.abs(heard) > 0.25))
+        offsets_ms.append((onset - 8000) / 16)
+    assert max(abs(x) for x in offsets_ms) < 40, offsets_ms
+    assert source.status.counters["audio_restamps"] >= 9  # at least one correction a join, each counted
