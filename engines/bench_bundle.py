@@ -15,8 +15,6 @@ Random weights: cost does not depend on the values.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import tempfile
 import threading
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from socialmae_rt.machine import cores, cpu_name
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, save_checkpoint
 from socialmae_rt.postprocess import EMOTION_LABELS, PERSONALITY_TRAITS
 from socialmae_rt.weights.bundle import write_bundle_entry
@@ -80,7 +79,7 @@ def run_bundle_bench(models: list[str], backend: str, seconds: float, student: s
                      threads: int | None = None) -> dict[str, Any]:
     from socialmae_rt.sample_media import build_sample_clip
 
-    results: dict[str, Any] = {"machine": {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0))},
+    results: dict[str, Any] = {"machine": {"cpu": cpu_name(), "cores": cores()},
                                "backend": backend, "rows": []}
     with tempfile.TemporaryDirectory(prefix="socialmae_bench_bundle_") as tmp:
         clip = build_sample_clip(Path(tmp) / "clip.mp4", seconds=seconds).path
@@ -118,13 +117,3 @@ def _row(row: dict[str, Any]) -> str:
     return (f"{row['model']:<6} {row['weights']:<26} {','.join(row['tasks']):<28} {row['windows']:>7} "
             f"{pre['p50']:>11.1f} / {pre['p95']:<8.1f} {inf['p50']:>10.0f} / {inf['p95']:<8.0f} "
             f"{row['inference_vs_one']:>6.2f}x")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

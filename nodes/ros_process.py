@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Callable
 
 import rclpy
@@ -27,6 +28,35 @@ def reject_unknown_parameters(node: Node) -> None:
                          f"{node.get_name()} has: {', '.join(known)}")
 
 
+def params_files(argv: list[str]) -> list[str]:
+    """The `--params-file PATH` arguments of a ROS command line."""
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--params-file"]
+
+
+def check_params_files(argv: list[str], node_name: str) -> list[str]:
+    """Read every --params-file before rcl does: a malformed one is a ValueError naming the file and
+    the YAML error (rcl would raise an RCLError traceback); one with no section for this node is
+    returned as a warning (rcl would silently ignore it)."""
+    import yaml
+
+    warnings = []
+    for path in params_files(argv):
+        try:
+            document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as err:
+            raise ValueError(f"--params-file {path}: {err.strerror}") from err
+        except yaml.YAMLError as err:
+            raise ValueError(f"--params-file {path} is not valid YAML: {err}") from err
+        if not isinstance(document, dict):
+            raise ValueError(f"--params-file {path}: expected a mapping of node names to "
+                             f"{{ros__parameters: ...}}, got {type(document).__name__}")
+        keys = [str(key) for key in document]
+        if not any(key == "/**" or key.rstrip("/").split("/")[-1] in (node_name, "*", "**") for key in keys):
+            warnings.append(f"--params-file {path} has no section for this node ({node_name}): its sections are "
+                            f"{', '.join(keys) or 'none'}, so none of its parameters apply")
+    return warnings
+
+
 def run_node(
     make_node: Callable[[], Node],
     name: str,
@@ -42,7 +72,14 @@ def run_node(
     We own the executor and shut it down ourselves: rclpy.spin's global executor prints an error
     from its __del__ at exit after SIGINT.
     """
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    argv = argv if argv is not None else sys.argv
+    try:
+        for warning in check_params_files(argv, name):
+            print(f"{name}: warning: {warning}", file=sys.stderr)
+    except ValueError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 2
+    rclpy.init(args=argv)
     executor = executor_factory()
     node = None
     try:

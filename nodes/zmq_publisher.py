@@ -10,6 +10,8 @@ Works with or without ROS: `socialmae-rt run --zmq tcp://127.0.0.1:5556`.
 from __future__ import annotations
 
 import json
+import logging
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,11 @@ from zmq import auth as zmq_auth
 from socialmae_rt.postprocess import LaughterEvent
 from socialmae_rt.results import SocialPerception, event_to_json
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+ZAP_DOMAIN = "socialmae_rt"  # the authenticator's allow-list applies to sockets of this domain
 TOPICS = ("results", "laughter_onset", "laughter_offset", "status")
 
 
@@ -29,6 +35,7 @@ class ZmqConfig:
     endpoint: str = DEFAULT_ENDPOINT  # "tcp://127.0.0.1:*" picks a free port (see ZmqSink.endpoint)
     high_water_mark: int = 100  # messages queued per subscriber before new ones are dropped
     curve_secret_key_file: str | None = None  # a zmq certificate (zmq.auth.create_certificates) to encrypt
+    curve_allowed_clients: str | None = None  # a folder of client public certificates: only they may subscribe
     stream: str = "default"
     include_embedding: bool = False
 
@@ -39,6 +46,20 @@ class ZmqConfig:
             raise ValueError(f"high_water_mark must be >= 1, got {self.high_water_mark}")
         if self.curve_secret_key_file is not None and not Path(self.curve_secret_key_file).is_file():
             raise FileNotFoundError(f"CURVE certificate not found: {self.curve_secret_key_file}")
+        if self.curve_allowed_clients is not None:
+            if self.curve_secret_key_file is None:
+                raise ValueError("an allow-list of CURVE clients needs the server's CURVE secret certificate too")
+            if not Path(self.curve_allowed_clients).is_dir() or not list(Path(self.curve_allowed_clients).glob("*.key")):
+                raise FileNotFoundError(f"CURVE client allow-list {self.curve_allowed_clients}: expected a folder "
+                                        "holding the clients' public certificates (*.key)")
+
+    @property
+    def on_loopback(self) -> bool:
+        parsed = urllib.parse.urlparse(self.endpoint)
+        if parsed.scheme in ("ipc", "inproc"):
+            return True
+        host = (parsed.hostname or "").lower()
+        return host.startswith("127.") or host in LOOPBACK_HOSTS
 
 
 class ZmqSink:
@@ -50,8 +71,12 @@ class ZmqSink:
         self._socket = self._context.socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, self.config.high_water_mark)
         self._socket.setsockopt(zmq.LINGER, 0)  # shutting down never waits on a slow subscriber
+        self._authenticator = None
         if self.config.curve_secret_key_file:
             self._enable_curve(self.config.curve_secret_key_file)
+        elif not self.config.on_loopback:
+            log.warning("publishing on %s without CURVE: anyone who can reach it can read every record; pass "
+                        "--zmq-curve-key (and --zmq-curve-clients) or bind to 127.0.0.1", self.config.endpoint)
         try:
             self._socket.bind(self.config.endpoint)
         except zmq.ZMQError as err:
@@ -69,6 +94,17 @@ class ZmqSink:
         self._socket.curve_secretkey = secret
         self._socket.curve_publickey = public
         self._socket.curve_server = True
+        if self.config.curve_allowed_clients is None:
+            log.warning("CURVE encrypts the stream but any client that knows the server key may subscribe; pass "
+                        "--zmq-curve-clients FOLDER (client public certificates) to admit only those")
+            return
+        from zmq.auth.thread import ThreadAuthenticator
+
+        # ZAP: the handshake of a client whose public key is not in the folder is refused.
+        self._authenticator = ThreadAuthenticator(self._context)
+        self._authenticator.start()
+        self._authenticator.configure_curve(domain=ZAP_DOMAIN, location=self.config.curve_allowed_clients)
+        self._socket.zap_domain = ZAP_DOMAIN.encode()
 
     def publish(self, topic: str, record: dict[str, Any]) -> None:
         payload = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
@@ -88,3 +124,6 @@ class ZmqSink:
     def close(self) -> None:
         if not self._socket.closed:
             self._socket.close()
+        if self._authenticator is not None:
+            self._authenticator.stop()
+            self._authenticator = None

@@ -129,6 +129,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    "(e.g. tcp://127.0.0.1:5556; multipart [topic, JSON])")
     p.add_argument("--zmq-curve-key", default=d.zmq_curve_key,
                    help="CURVE secret certificate (zmq.auth.create_certificates) to encrypt the ZeroMQ stream")
+    p.add_argument("--zmq-curve-clients", default=d.zmq_curve_clients,
+                   help="folder of client public certificates (*.key): only those clients may subscribe (ZAP)")
     p.set_defaults(handler=_run)
 
 
@@ -184,6 +186,39 @@ def _add_bench_pipeline(sub: argparse._SubParsersAction) -> None:
                    help="also run the file looped in real time this long with the first model, reporting RSS (default: 0 = skip)")
     p.add_argument("--json", default="outputs/bench_pipeline.json", help="where to write the JSON")
     p.set_defaults(handler=_bench_pipeline)
+
+
+def _soak(args: argparse.Namespace) -> int:
+    import logging
+
+    from socialmae_rt.soak import SoakOptions, run_soak
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
+    if isinstance(values.get("weights"), list):
+        values["weights"] = " ".join(values["weights"])
+    run_soak(SoakOptions(**values))
+    return 0
+
+
+def _add_soak(sub: argparse._SubParsersAction) -> None:
+    from socialmae_rt.soak import SoakOptions
+
+    d = SoakOptions.__dataclass_fields__
+    p = sub.add_parser("soak", help="loop a file in real time for N minutes: memory, windows, records, gaps",
+                       description="Loop a media file in real time through the whole run path for N minutes, sampling "
+                       "resident memory and held state; print start / 1 min / end / max RSS, windows run and skipped, "
+                       "records written, latency p50/p95 and any stretch without output.")
+    p.add_argument("--source", required=True, help="media file to loop (e.g. outputs/sample.mp4)")
+    p.add_argument("--minutes", type=float, default=d["minutes"].default, help="how long (default: 60)")
+    p.add_argument("--model", default=d["model"].default, choices=["base", "small", "tiny"])
+    p.add_argument("--backend", default=d["backend"].default)
+    p.add_argument("--weights", nargs="+", help="as for run (default: random weights)")
+    p.add_argument("--hop", type=float, default=d["hop"].default)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--output", default=d["output"].default, help="the JSONL written during the soak")
+    p.add_argument("--json", default=d["json"].default, help="the report")
+    p.set_defaults(handler=_soak)
 
 
 def _bench_node(args: argparse.Namespace) -> int:
@@ -296,7 +331,8 @@ def _add_build_engine(sub: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_info, _add_run, _add_demo, _add_bench_pipeline, _add_bench_node, _add_bench, _add_export_onnx, _add_build_engine,
+    _add_info, _add_run, _add_demo, _add_bench_pipeline, _add_bench_node, _add_bench, _add_soak, _add_export_onnx,
+    _add_build_engine,
 ]
 
 
@@ -328,6 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except KeyboardInterrupt:  # SIGINT/SIGTERM before the pipeline ran (e.g. while the model loaded)
+        print(f"socialmae-rt {args.command}: interrupted before it started; nothing was written", file=sys.stderr)
+        return 130
     except (FileNotFoundError, FileExistsError, ValueError, TypeError, ImportError) as err:
         return _one_line(args.command, err)  # bad input, missing library (with its install hint)
     except RuntimeError as err:

@@ -123,6 +123,7 @@ class Pipeline:
         self.clock = "media"  # "monotonic"/"realtime" when stamps are capture times (latency vs window end)
         self._lock = threading.Lock()
         self._data = threading.Condition(self._lock)
+        self._sink_lock = threading.Lock()
         self._latencies = collections.deque(maxlen=200)
         self._reported_faces: set[int | None] = set()
         self.last_reason = "waiting for data"
@@ -291,10 +292,11 @@ class Pipeline:
     def _emit(self, record: SocialPerception, events) -> None:
         self.results += 1
         self._latencies.append(record.latency.total_ms)
-        for sink in self.sinks:
-            sink.write_result(record)
-            for event in events:
-                sink.write_event(event)
+        with self._sink_lock:  # the status thread writes to the same sinks
+            for sink in self.sinks:
+                sink.write_result(record)
+                for event in events:
+                    sink.write_event(event)
 
     # Status --------------------------------------------------------------------------------------
     def status(self, sources: Iterable = ()) -> dict[str, Any]:
@@ -321,8 +323,13 @@ class Pipeline:
 
     def _write_status(self, sources) -> None:
         status = self.status(sources)
-        for sink in self.sinks:
-            sink.write_status(status)
+        with self._sink_lock:
+            for sink in self.sinks:
+                sink.write_status(status)
+
+    def _status_every_interval(self, sources, stop: threading.Event) -> None:
+        while not stop.wait(self.config.status_interval_s):
+            self._write_status(sources)
 
     def reset(self) -> None:
         with self._lock:
@@ -377,7 +384,11 @@ class Pipeline:
         for thread in threads:
             thread.start()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        next_status = time.monotonic()
+        # Status goes out on time from its own thread: between windows it would wait for inference.
+        status_stop = threading.Event()
+        status_thread = threading.Thread(target=self._status_every_interval, args=(sources, status_stop),
+                                         name="pipeline-status", daemon=True)
+        status_thread.start()
         try:
             while not stop.is_set():
                 self._update_expectation(sources)
@@ -389,13 +400,12 @@ class Pipeline:
                         break
                     with self._data:
                         self._data.wait(timeout=0.05)
-                if time.monotonic() >= next_status:
-                    self._write_status(sources)
-                    next_status = time.monotonic() + self.config.status_interval_s
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
             stop.set()
+            status_stop.set()
+            status_thread.join(timeout=5.0)
             for source in sources:
                 source.close()
             for thread in threads:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.postprocess import PostprocessConfig
+from socialmae_rt.scheduler import SchedulerConfig
 from socialmae_rt.sinks import ConsoleSink, JsonlSink
 from socialmae_rt.weights.bundle import parse_weights
 
@@ -53,6 +54,7 @@ class RunOptions:
     status: bool = False  # write status records into the JSONL too
     zmq: str | None = None  # publish records on this ZeroMQ PUB endpoint, e.g. tcp://127.0.0.1:5556
     zmq_curve_key: str | None = None  # CURVE secret certificate: encrypt the ZeroMQ stream
+    zmq_curve_clients: str | None = None  # folder of client public certificates: only they may subscribe
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
     def __post_init__(self) -> None:
@@ -62,6 +64,9 @@ class RunOptions:
             raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or unset for the library default), got {self.threads}")
+        SchedulerConfig(hop_s=self.hop)  # a bad hop is refused here, before anything loads
         if self.weights is not None and not self.weights.strip():
             self.weights = None
         parse_weights(self.weights)  # a malformed bundle is refused before anything loads
@@ -157,6 +162,7 @@ def output_sinks(options: RunOptions, out: TextIO | None = None) -> list:
         from socialmae_rt.nodes.zmq_publisher import ZmqConfig, ZmqSink
 
         publisher = ZmqSink(ZmqConfig(endpoint=options.zmq, curve_secret_key_file=options.zmq_curve_key,
+                                      curve_allowed_clients=options.zmq_curve_clients,
                                       include_embedding=options.embedding))
         out.write(f"socialmae-rt: publishing on ZeroMQ {publisher.endpoint} (topics results, laughter_onset, "
                   "laughter_offset, status)\n")
@@ -193,8 +199,40 @@ def run_pipeline(pipeline: "Pipeline", options: RunOptions, sources: list, stop:
 
 
 def run(options: RunOptions, out: TextIO | None = None) -> dict[str, Any]:
-    """Run to the end of the source (or `duration`, or Ctrl-C); returns the final status."""
+    """Run to the end of the source (or `duration`, or SIGINT/SIGTERM); returns the final status.
+
+    SIGINT and SIGTERM stop a running pipeline cleanly (sources closed, sinks flushed, summary
+    printed); while sources open and the model loads they abandon the start (KeyboardInterrupt,
+    which the command line reports in one line)."""
     out = out or sys.stdout
+    stop, running = threading.Event(), threading.Event()
+
+    def on_signal(_signum, _frame) -> None:
+        if not running.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    # Signals only reach the main thread; elsewhere (tests, embedding programs) the caller stops us.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    try:
+        return _run(options, out, stop, running)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_long_enough(sources: list, window_s: float = 4.0) -> None:
+    """A file shorter than one window can give no result: say so before the model loads."""
+    for source in sources:
+        duration = getattr(source, "duration_s", None)
+        if source.clock == "media" and duration is not None and duration < window_s:
+            name = getattr(source, "path", None)
+            raise ValueError(f"{'clip ' + Path(name).name if name else source.status.name} is {duration:.1f} s, "
+                             f"shorter than the {window_s:g} s window: no window can be formed")
+
+
+def _run(options: RunOptions, out: TextIO, stop: threading.Event, running: threading.Event) -> dict[str, Any]:
     sources = start_capture(open_sources(build_sources(options)))
     offline = runs_offline(sources)
     sinks: list = []
@@ -203,6 +241,7 @@ def run(options: RunOptions, out: TextIO | None = None) -> dict[str, Any]:
         duration = getattr(sources[0], "duration_s", None)
         sinks.append(ConsoleSink(out, origin_ns=0 if offline else None, duration_s=duration))
     try:
+        check_long_enough(sources)
         sinks += output_sinks(options, out)
         pipeline = build_pipeline(options, sinks)
     except BaseException:
@@ -211,15 +250,10 @@ def run(options: RunOptions, out: TextIO | None = None) -> dict[str, Any]:
             sink.close()
         raise
     out.write(backend_line(pipeline.backend, options))
-    stop = threading.Event()
-    # Ctrl-C stops a live run cleanly (sources closed, sinks flushed); signals only reach the main thread.
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if in_main else None
+    running.set()
     try:
         run_pipeline(pipeline, options, sources, stop)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
         for sink in sinks:
             sink.close()
     status = pipeline.status(sources)

@@ -54,7 +54,64 @@ def test_our_runtime_errors_are_one_line_too(tmp_path, tone_wav):
     broken = tmp_path / "export"
     broken.mkdir()
     (broken / "manifest.json").write_text("{not json")
-    clip = tone_wav(1.0, amplitude=0)  # a real file, so the run gets as far as the backend
+    clip = tone_wav(5.0, amplitude=0)  # a real file, so the run gets as far as the backend
     result = run_cli("run", "--source", str(clip), "--backend", "ort", "--weights", str(broken))
     assert result.returncode == 2, result.stderr[-1000:]
     assert "manifest.json is not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_line(stream, wanted: str, timeout_s: float = 120.0) -> str:
+    import select
+    import time
+
+    deadline, seen = time.monotonic() + timeout_s, ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([stream], [], [], 0.5)
+        if ready:
+            line = stream.readline()
+            seen += line
+            if wanted in line:
+                return seen
+    raise AssertionError(f"no line with {wanted!r} within {timeout_s} s; got:\n{seen[-2000:]}")
+
+
+def test_sigterm_while_running_stops_cleanly_with_the_summary(tone_wav):
+    import signal
+
+    process = _start("run", "--source", str(tone_wav(8.0)), "--model", "tiny", "--realtime")
+    try:
+        _wait_for_line(process.stdout, "audio  A")  # the first record line
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-2000:]
+    assert "done: " in stdout and "Traceback" not in stderr
+
+
+def test_sigint_while_the_model_loads_is_one_line_not_a_traceback(tone_wav):
+    import signal
+
+    process = _start("run", "--source", str(tone_wav(8.0)), "--model", "base")
+    try:
+        _wait_for_line(process.stderr, "NO WEIGHTS GIVEN")  # logged as the (slow) base model is built
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-2000:]
+    assert "socialmae-rt run: interrupted before it started; nothing was written" in stderr
+
+
+def test_options_are_checked_before_anything_loads(tmp_path, tone_wav):
+    for args, message in ((["--hop", "0"], "hop must be between 0.25 s"), (["--threads", "0"], "threads must be >= 1"),
+                          (["--output", str(tmp_path)], "cannot write there (Is a directory)")):
+        result = run_cli("run", "--source", str(tone_wav(5.0)), "--model", "base", *args)
+        assert result.returncode == 2 and message in result.stderr and "NO WEIGHTS GIVEN" not in result.stderr
+    result = run_cli("run", "--source", str(tone_wav(0.5)), "--model", "tiny")
+    assert result.returncode == 2
+    assert "clip tone.wav is 0.5 s, shorter than the 4 s window: no window can be formed" in result.stderr

@@ -202,6 +202,17 @@ def test_live_run_skips_to_the_newest_window_when_inference_is_slow(tmp_path, de
     assert all(r.latency.total_ms >= r.latency.inference_ms for r in records)
 
 
+def test_status_records_keep_their_rate_while_inference_is_slower(tmp_path, detector, face_photo):
+    """Status goes out every second from its own thread, not between windows: with 1.5 s per window,
+    more status records than windows (they used to come only between windows)."""
+    clip = write_clip(tmp_path / "status.mp4", 9.0, lambda t: 1, 9.0, face_photo)
+    sink = MemorySink()
+    pipeline = make_pipeline(detector, [sink], backend=SlowBackend(delay_s=1.5), status_interval_s=0.5)
+    pipeline.run_live([MediaFileSource(MediaFileConfig(str(clip), realtime=True))])
+    assert pipeline.scheduler.windows >= 2
+    assert len(sink.statuses) >= 2 * pipeline.scheduler.windows  # 1.5 s per window, one status per 0.5 s
+
+
 def test_cli_run_writes_well_formed_jsonl(tmp_path, face_photo):
     clip = write_clip(tmp_path / "cli.mkv", 6.0, lambda t: 1, 6.0, face_photo)
     out = tmp_path / "out" / "r.jsonl"

@@ -111,6 +111,44 @@ def test_curve_encrypted_stream(tmp_path):
         ZmqSink(ZmqConfig(endpoint="tcp://127.0.0.1:*", curve_secret_key_file=public_file))
 
 
+@pytest.mark.skipif(not zmq.has("curve"), reason="this libzmq has no CURVE support")
+def test_curve_with_an_allow_list_admits_only_the_listed_clients(tmp_path, caplog):
+    """ZAP: a client whose public key is in the folder gets the stream; another client that knows
+    the server key (and speaks CURVE correctly) gets nothing."""
+    from zmq import auth
+
+    server_public, server_secret = auth.create_certificates(str(tmp_path), "server")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    auth.create_certificates(str(allowed), "robot_app")
+    _, stranger_secret = auth.create_certificates(str(tmp_path), "stranger")
+    sink = ZmqSink(ZmqConfig(endpoint="tcp://127.0.0.1:*", curve_secret_key_file=server_secret,
+                             curve_allowed_clients=str(allowed)))
+    listed = subscribe(sink.endpoint, [], server_key_file=server_public,
+                       client_key_file=str(allowed / "robot_app.key_secret"))
+    stranger = subscribe(sink.endpoint, [], server_key_file=server_public, client_key_file=stranger_secret)
+    try:
+        wait_until_subscribed(sink, listed, timeout_s=20.0)
+        for _ in range(3):
+            sink.write_result(record())
+        assert [t for t, _ in messages(listed, timeout_ms=1000)] == ["results"] * 3
+        assert list(messages(stranger, timeout_ms=500)) == []
+    finally:
+        listed.close()
+        stranger.close()
+        sink.close()
+    assert "any client that knows the server key" not in caplog.text
+
+
+def test_binding_beyond_loopback_without_curve_warns(caplog):
+    sink = ZmqSink(ZmqConfig(endpoint="tcp://0.0.0.0:*"))
+    sink.close()
+    assert "without CURVE: anyone who can reach it can read every record" in caplog.text
+    caplog.clear()
+    ZmqSink(ZmqConfig(endpoint="tcp://127.0.0.1:*")).close()
+    assert "without CURVE" not in caplog.text
+
+
 def test_config_errors():
     with pytest.raises(ValueError, match="must look like tcp://HOST:PORT"):
         ZmqConfig(endpoint="127.0.0.1:5556")
