@@ -122,6 +122,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    f"(mp4/mkv/avi/webm/flv) (default: {d.source})")
     _add_perception_flags(p, d)
     p.add_argument("--realtime", action="store_true", help="pace a file at real time, like a live stream")
+    p.add_argument("--max-frame-side", dest="max_frame_side", type=int, default=d.max_frame_side,
+                   help=f"scale larger frames down to this many pixels on the longest side as they are captured, "
+                   f"so memory stays bounded whatever the input (default: {d.max_frame_side})")
     p.add_argument("--quiet", action="store_true", help="no per-window line")
     p.add_argument("--embedding", action="store_true", help="include the pooled embedding in records")
     p.add_argument("--status", action="store_true", help="also write status records (1 Hz) into the JSONL")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.postprocess import PostprocessConfig
 from socialmae_rt.scheduler import SchedulerConfig
@@ -47,6 +48,7 @@ class RunOptions:
     height: int | None = 480
     fps: float | None = 30.0
     max_faces: int = 4
+    max_frame_side: int = DEFAULT_MAX_FRAME_SIDE  # larger frames (pixels, longest side) are scaled down at capture
     threads: int | None = None  # torch intra-op threads (None: library default)
     duration: float | None = None  # stop after this many seconds (live)
     quiet: bool = False  # no per-window line
@@ -91,7 +93,8 @@ def build_sources(options: RunOptions) -> list:
         from socialmae_rt.capture.camera import CameraConfig, CameraSource
 
         device = int(options.source) if options.source.isdigit() else options.source
-        sources = [CameraSource(CameraConfig(device=device, width=options.width, height=options.height, fps=options.fps))]
+        sources = [CameraSource(CameraConfig(device=device, width=options.width, height=options.height, fps=options.fps,
+                                             max_frame_side=options.max_frame_side))]
         if options.mic_enabled:
             from socialmae_rt.capture.microphone import MicConfig, MicSource
 
@@ -104,7 +107,8 @@ def build_sources(options: RunOptions) -> list:
         )
     from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
 
-    return [MediaFileSource(MediaFileConfig(path=str(path), realtime=options.realtime))]
+    return [MediaFileSource(MediaFileConfig(path=str(path), realtime=options.realtime,
+                                            max_frame_side=options.max_frame_side))]
 
 
 def open_sources(sources: list, failed: list | None = None) -> list:

@@ -33,3 +33,17 @@ class Source(Protocol):
     def __iter__(self) -> Iterator[VideoFrame | AudioChunk]: ...
 
     def close(self) -> None: ...
+
+
+# Larger frames are scaled down as they are captured, so that queues and buffers hold at most this
+# many pixels on the longest side whatever the camera or file delivers (a 4000x3000 frame is 36 MB;
+# detection runs on a 192 px input and the model on 224 px crops).
+DEFAULT_MAX_FRAME_SIDE = 1920
+
+
+def fitted_size(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
+    """(width, height) scaled to fit `max_side` keeping the aspect (even numbers), or None if it fits."""
+    if max_side is None or max(width, height) <= max_side:
+        return None
+    scale = max_side / max(width, height)
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)

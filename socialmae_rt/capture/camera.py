@@ -17,6 +17,7 @@ from typing import Iterator
 
 import cv2
 
+from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE, fitted_size
 from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState, SourceStatus, VideoFrame
 
 # How often the iterator wakes while waiting for a frame, to notice close() and stalls.
@@ -39,6 +40,7 @@ class CameraConfig:
     open_timeout_s: float = 5.0  # for opening, and for the first frame to arrive
     stall_timeout_s: float = 2.0  # no frame for this long after the first -> FAILED
     pace_files: bool = True  # release a file's frames at its frame rate, like a camera
+    max_frame_side: int | None = DEFAULT_MAX_FRAME_SIDE  # larger frames are scaled down as they are read
 
     def __post_init__(self) -> None:
         if isinstance(self.device, bool) or not isinstance(self.device, (int, str)):
@@ -239,6 +241,9 @@ class CameraSource:
                 self._stop.wait(READ_RETRY_INTERVAL_S)
                 continue
             self._last_read_ns = stamp_ns
+            size = fitted_size(bgr.shape[1], bgr.shape[0], self.config.max_frame_side)
+            if size is not None:
+                bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
             self._queue_frame(bgr, stamp_ns, is_file)
             next_due_ns += pace_ns
 

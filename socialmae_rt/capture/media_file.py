@@ -26,6 +26,7 @@ import av
 import av.error
 import numpy as np
 
+from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE, fitted_size
 from socialmae_rt.messages import (
     NS_PER_SECOND,
     AudioChunk,
@@ -52,6 +53,7 @@ class MediaFileConfig:
     realtime: bool = False  # pace to the wall clock and stamp in the monotonic domain
     sample_rate: int = 16000  # audio output rate (Hz), mono float32
     loop: bool = False  # start again at the end, stamps continuing past the file's duration
+    max_frame_side: int | None = DEFAULT_MAX_FRAME_SIDE  # larger frames are scaled down when decoded
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)) or not str(self.path):
@@ -62,6 +64,8 @@ class MediaFileConfig:
                 raise ValueError(f"MediaFileConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or self.sample_rate <= 0:
             raise ValueError(f"MediaFileConfig.sample_rate must be a positive int (Hz), got {self.sample_rate!r}")
+        if self.max_frame_side is not None and self.max_frame_side < 64:
+            raise ValueError(f"MediaFileConfig.max_frame_side must be >= 64 pixels (or None), got {self.max_frame_side}")
 
 
 def pts_to_ns(pts: int, time_base: Fraction) -> int:
@@ -369,7 +373,7 @@ class MediaFileSource:
                 return
             stamp_ns = self._media_stamp_ns(frame, stream, video_timing if stream is video else None) + offset_ns
             if stream is video:
-                order.push("video", VideoFrame(bgr=frame.to_ndarray(format="bgr24"), stamp_ns=stamp_ns, index=video_index))
+                order.push("video", VideoFrame(bgr=self._bgr(frame), stamp_ns=stamp_ns, index=video_index))
                 video_index += 1
             else:
                 for chunk in audio_out.push(frame, stamp_ns, has_pts=frame.pts is not None):
@@ -406,6 +410,13 @@ class MediaFileSource:
             consecutive_errors = 0
             for frame in frames:
                 yield packet.stream, frame
+
+    def _bgr(self, frame: av.VideoFrame):
+        """The frame as BGR, scaled down (area filter) when larger than max_frame_side."""
+        size = fitted_size(frame.width, frame.height, self.config.max_frame_side)
+        if size is None:
+            return frame.to_ndarray(format="bgr24")
+        return frame.reformat(width=size[0], height=size[1], format="bgr24", interpolation="AREA").to_ndarray()
 
     def _audio_restamped(self, drift_ns: int) -> None:
         """Audio pts and sample count parted (joined files): counted, the first one logged."""

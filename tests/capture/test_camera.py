@@ -81,6 +81,14 @@ def test_frames_of_odd_size_pass_through_unchanged(write_clip):
     assert all(f.bgr.shape == (121, 161, 3) for f in frames)
 
 
+def test_frames_larger_than_the_limit_are_scaled_down_as_they_are_read(write_clip):
+    clip = write_clip("big.mp4", audio=False, size=(2400, 1800), seconds=0.3)
+    frames = list(CameraSource(CameraConfig(device=str(clip.path), pace_files=False)))
+    assert frames and all(f.bgr.shape == (1440, 1920, 3) for f in frames)
+    small = list(CameraSource(CameraConfig(device=str(clip.path), pace_files=False, max_frame_side=800)))
+    assert all(f.bgr.shape == (600, 800, 3) for f in small)
+
+
 def test_bad_index_raises_naming_it_within_the_open_timeout():
     source = CameraSource(CameraConfig(device=99, open_timeout_s=3.0))
     started = time.monotonic()

@@ -301,3 +301,18 @@ def test_audio_stays_with_video_across_the_joins_of_a_concatenated_file(tmp_path
         offsets_ms.append((onset - 8000) / 16)
     assert max(abs(x) for x in offsets_ms) < 40, offsets_ms
     assert source.status.counters["audio_restamps"] >= 9  # at least one correction a join, each counted
+
+
+def test_frames_larger_than_the_limit_are_scaled_down_when_decoded(write_clip):
+    """A 2400x1800 file comes out at 1920x1440 (the default limit): queues and buffers never hold
+    more, whatever the input. The picture is the same, only smaller."""
+    clip = write_clip("big.mp4", seconds=0.5, audio=False, size=(2400, 1800))
+    frames = [item for item in MediaFileSource(MediaFileConfig(clip.path)) if isinstance(item, VideoFrame)]
+    assert frames and all(f.bgr.shape == (1440, 1920, 3) for f in frames)
+    full = [item for item in MediaFileSource(MediaFileConfig(clip.path, max_frame_side=None))
+            if isinstance(item, VideoFrame)]
+    assert full[0].bgr.shape == (1800, 2400, 3)
+    import cv2
+
+    shrunk = cv2.resize(full[0].bgr, (1920, 1440), interpolation=cv2.INTER_AREA)
+    assert np.abs(shrunk.astype(int) - frames[0].bgr.astype(int)).mean() < 3.0
