@@ -221,6 +221,8 @@ def _add_soak(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--output", default=d["output"].default, help="the JSONL written during the soak")
     p.add_argument("--json", default=d["json"].default, help="the report")
+    p.add_argument("--gap-s", dest="gap_s", type=float, default=d["gap_s"].default,
+                   help="no record for longer than this counts as a gap (default: 2)")
     p.set_defaults(handler=_soak)
 
 

@@ -125,7 +125,7 @@ def run_soak(options: SoakOptions, out=None) -> dict[str, Any]:
         "windows": pipeline.scheduler.windows, "skipped": pipeline.scheduler.skipped,
         "records": counting.results, "records_in_jsonl": written, "jsonl_lost": jsonl.lost,
         "latency_ms": {"p50": float(np.percentile(latency, 50)), "p95": float(np.percentile(latency, 95))},
-        "gaps": gaps, "longest_interval_s": float(intervals_s.max()) if intervals_s.size else None,
+        "gap_s": options.gap_s, "gaps": gaps, "longest_interval_s": float(intervals_s.max()) if intervals_s.size else None,
         "dropped": dict(pipeline.dropped), "audio_gaps": pipeline.buffer.audio.gaps,
         "source_counters": source.status.snapshot()["counters"],
         "samples": samples,
@@ -149,7 +149,7 @@ def summary_table(r: dict[str, Any]) -> str:
         f"  windows run {r['windows']}, skipped {r['skipped']}; records {r['records']}, "
         f"in the JSONL {r['records_in_jsonl']} (lost {r['jsonl_lost']})",
         f"  latency p50 {r['latency_ms']['p50']:.0f} ms, p95 {r['latency_ms']['p95']:.0f} ms",
-        f"  gaps (no record for > 2 s): {len(r['gaps'])}"
+        f"  gaps (no record for > {r['gap_s']:g} s): {len(r['gaps'])}"
         + (f", longest {r['longest_interval_s']:.2f} s between records" if r["longest_interval_s"] else ""),
         f"  dropped windows: {r['dropped'] or 'none'}; audio gaps filled: {r['audio_gaps']}",
     ]

@@ -452,7 +452,9 @@ class MediaFileSource:
             return not self._stop.is_set()
         if self._anchor_monotonic_ns is None:
             self._anchor_monotonic_ns = time.monotonic_ns() - item.stamp_ns
-        due_ns = self._anchor_monotonic_ns + item.stamp_ns
+        # Like a device: a frame is there at its time, a chunk of audio once its last sample is
+        # (released earlier, a window could run before its end has passed).
+        due_ns = self._anchor_monotonic_ns + (item.end_ns if isinstance(item, AudioChunk) else item.stamp_ns)
         wait_ns = due_ns - time.monotonic_ns()
         if wait_ns > 0:
             return not self._stop.wait(wait_ns / NS_PER_SECOND)  # Event wait: close() interrupts it

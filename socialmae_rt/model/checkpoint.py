@@ -64,9 +64,17 @@ def official_key_to_model_key(key: str) -> str:
 
 
 def _read_torch_file(path: Path) -> Any:
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    # torch.save writes a zip (PK..) or, in its legacy format, a pickle (protocol >= 2 starts with 0x80).
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+        what = "is empty" if not head else f"starts with {head!r}"
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint: the file {what} (a text or HTML page saved "
+                              "under a .pth name? an interrupted download?)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
+            IndexError) as err:
         raise CheckpointError(
             f"cannot read {path} as a PyTorch checkpoint (truncated download or not a .pth file?): {err}"
         ) from err

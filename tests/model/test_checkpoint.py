@@ -109,6 +109,10 @@ def test_truncated_and_missing_files(tmp_path, small_config, official_state):
         load_official_checkpoint(path, small_config)
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_official_checkpoint(tmp_path / "absent.pth", small_config)
+    text = tmp_path / "page.pth"  # what a failed Google Drive download often is: an HTML page
+    text.write_text("hello, this is not a checkpoint\n")
+    with pytest.raises(CheckpointError, match=r"page.pth is not a PyTorch checkpoint: the file starts with b'hell'"):
+        load_official_checkpoint(text, small_config)
 
 
 def test_pickled_objects_are_refused(tmp_path, small_config):
