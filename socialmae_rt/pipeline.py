@@ -351,7 +351,7 @@ class Pipeline:
             for item in source:
                 if stop is not None and stop.is_set():
                     break
-                self.ingest(item)
+                self._ingest_or_count(item)
                 while self.process_due() is not None:
                     pass
                 if on_progress is not None:
@@ -417,7 +417,20 @@ class Pipeline:
         for item in source:
             if stop.is_set():
                 break
+            self._ingest_or_count(item)
+
+    def _ingest_or_count(self, item: VideoFrame | AudioChunk) -> None:
+        """Ingest one item; one that fails (e.g. the detector on a broken frame) is dropped and
+        counted like a failed window, and capture goes on."""
+        try:
             self.ingest(item)
+        except Exception as err:  # noqa: BLE001 - one bad frame must not end capture
+            kind = f"ingest {type(err).__name__}"
+            if kind not in self.dropped:
+                log.error("%s at %.2f s dropped: %s (further ones are counted, not logged)", type(item).__name__,
+                          item.stamp_ns / NS_PER_SECOND, err)
+            self.dropped[kind] += 1
+            self.last_error = f"{kind}: {err}"
 
     def _update_expectation(self, sources: Sequence) -> None:
         """Wait only for streams that are being delivered; say why one is not."""

@@ -360,3 +360,24 @@ def test_non_finite_model_outputs_are_dropped_never_written(tmp_path, detector, 
     sink.close()
     assert [r for r in read_jsonl(tmp_path / "r.jsonl") if r["schema"] == RESULT_SCHEMA] == []
     assert pipeline.status()["dropped"]["non-finite model output"] == 3  # windows ending 4.0, 4.5, 5.0 s
+
+
+def test_a_frame_that_breaks_the_tracker_is_dropped_and_capture_goes_on(tmp_path, detector, face_photo):
+    """A failure injected at the tracker's call boundary on one frame: that frame is counted as
+    dropped, every window still runs."""
+    clip = write_clip(tmp_path / "t.mp4", 5.0, lambda t: 1, 5.0, face_photo)
+    tracker = FaceTracker(detector, TrackerConfig())
+    real_update, calls = tracker.update, []
+
+    def update(frame):
+        calls.append(frame.stamp_ns)
+        if len(calls) == 7:
+            raise ValueError("detector choked on this frame")
+        return real_update(frame)
+
+    tracker.update = update
+    sink = MemorySink()
+    pipeline = Pipeline(create_backend("torch", None, TINY), tracker, [sink], PipelineConfig())
+    pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+    assert [r.window_end_ns / NS_PER_SECOND for r in sink.results] == [4.0, 4.5, 5.0]
+    assert pipeline.status()["dropped"] == {"ingest ValueError": 1}
