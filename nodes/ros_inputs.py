@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE, fit_frame
 from socialmae_rt.capture.microphone import INT16_FULL_SCALE, OutputStamper, StreamingResampler
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, SourceState, SourceStatus, VideoFrame, seconds_to_ns
 
@@ -244,11 +245,13 @@ class RosInputs:
     """Subscribes a node to `image`, `image/compressed` and/or `audio`; exposes them as sources."""
 
     def __init__(self, node, config: RosInputConfig, video: bool, audio: bool,
-                 log_error: Callable[[str], None], callback_group=None) -> None:
+                 log_error: Callable[[str], None], callback_group=None,
+                 max_frame_side: int | None = DEFAULT_MAX_FRAME_SIDE) -> None:
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CompressedImage, Image
 
         self.config = config
+        self.max_frame_side = max_frame_side  # larger images are scaled down as they arrive
         self.log_error = log_error
         self.sources: list[TopicSource] = []
         self._frames = 0
@@ -303,7 +306,7 @@ class RosInputs:
             self._bad(self.image, err)
             return
         self._frames += 1
-        self.image.push(VideoFrame(bgr=bgr, stamp_ns=stamp_to_ns(msg.header.stamp) or time.time_ns(),
+        self.image.push(VideoFrame(bgr=fit_frame(bgr, self.max_frame_side), stamp_ns=stamp_to_ns(msg.header.stamp) or time.time_ns(),
                                    index=self._frames))
 
     def _on_int16_array(self, msg) -> None:

@@ -238,7 +238,8 @@ class SocialPerceptionNode(Node):
         if ros_video:
             self.ros_inputs = RosInputs(self, self.input_config, video=True, audio=ros_audio,
                                         log_error=self.get_logger().error,
-                                        callback_group=MutuallyExclusiveCallbackGroup())
+                                        callback_group=MutuallyExclusiveCallbackGroup(),
+                                        max_frame_side=self.options.max_frame_side)
             self.sources = list(self.ros_inputs.sources)
         else:  # capture starts now; the first window fills while the model loads
             self.sources = start_capture(open_sources(build_sources(self.options)))

@@ -47,3 +47,13 @@ def fitted_size(width: int, height: int, max_side: int | None) -> tuple[int, int
         return None
     scale = max_side / max(width, height)
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+def fit_frame(bgr, max_side: int | None):
+    """`bgr` scaled down (area filter) to fit `max_side`, or as it is when it fits."""
+    size = fitted_size(bgr.shape[1], bgr.shape[0], max_side)
+    if size is None:
+        return bgr
+    import cv2
+
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import cv2
 
-from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE, fitted_size
+from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE, fit_frame
 from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState, SourceStatus, VideoFrame
 
 # How often the iterator wakes while waiting for a frame, to notice close() and stalls.
@@ -241,10 +241,7 @@ class CameraSource:
                 self._stop.wait(READ_RETRY_INTERVAL_S)
                 continue
             self._last_read_ns = stamp_ns
-            size = fitted_size(bgr.shape[1], bgr.shape[0], self.config.max_frame_side)
-            if size is not None:
-                bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-            self._queue_frame(bgr, stamp_ns, is_file)
+            self._queue_frame(fit_frame(bgr, self.config.max_frame_side), stamp_ns, is_file)
             next_due_ns += pace_ns
 
     def _wait_until(self, due_ns: int) -> bool:

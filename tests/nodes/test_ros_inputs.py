@@ -161,6 +161,24 @@ def test_topic_source_turns_silent_recovers_and_drops_oldest():
     assert [f.index for f in got] == [1, 4, 5] and source.status.counters["dropped"] == 2
 
 
+def test_images_larger_than_the_limit_are_scaled_down_as_they_arrive(context):
+    """A 2400x1800 camera on the topic: what waits in the input queue is 800x600 (the limit given),
+    so 64 queued messages stay small whatever the camera sends."""
+    from socialmae_rt.nodes.ros_inputs import RosInputs
+
+    node = rclpy.create_node("scaling_probe", context=context)
+    try:
+        inputs = RosInputs(node, RosInputConfig(), video=True, audio=False, log_error=print, max_frame_side=800)
+        big = np.zeros((1800, 2400, 3), np.uint8)
+        big[:, 1200:] = 200  # the right half bright: the picture must survive the scaling
+        inputs._on_image(image_message(big, stamp_ns=1))
+        (frame,) = list(inputs.image._items)
+        assert frame.bgr.shape == (600, 800, 3)
+        assert frame.bgr[:, :390].max() == 0 and frame.bgr[:, 410:].min() == 200
+    finally:
+        node.destroy_node()
+
+
 def test_bad_messages_are_reported_once_per_kind():
     source = TopicSource("ros image", RosInputConfig(), True, False)
     first = BadInput("image encoding '16UC1' is not supported")
