@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from socialmae_rt.machine import cores, cpu_name
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
 from socialmae_rt.model.profile import count_gflops
 
@@ -161,7 +161,7 @@ def run_bench(sizes: list[str], backends: list[str] | None, repeats: int, output
     backends = backends or [b for b in available_backends() if b != "trt" or _tensorrt_present()]
     if "torch" not in backends:
         backends = ["torch", *backends]  # the reference every other backend is compared with
-    machine = {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+    machine = {"cpu": cpu_name(), "cores": cores(), "python": platform.python_version(),
                "torch": torch.__version__, "onnxruntime": _ort_version()}
     print(f"bench: {machine['cpu']}, {machine['cores']} cores; backends {', '.join(backends)}; "
           f"sizes {', '.join(sizes)}; {repeats} interleaved repetitions")
@@ -255,12 +255,3 @@ def _ort_version() -> str:
     return onnxruntime.__version__
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

@@ -45,8 +45,7 @@ def write_task_checkpoints(size: str, folder: Path, seed: int = 0) -> Path:
 def write_merged_student(size: str, path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     sizes = {task: len(labels) for task, labels in HEADS.items()}
-    config = SocialMAEConfig.variant(size, num_classes=sizes["emotion"], extra_heads={"laughter": 3, "personality": 5},
-                                     head_labels=HEADS)
+    config = SocialMAEConfig.variant(size, num_classes=sizes.pop("emotion"), extra_heads=sizes, head_labels=HEADS)
     return save_checkpoint(SocialMAE(config), path)
 
 

@@ -81,23 +81,24 @@ class BundleBackend:
         if not members:
             raise BundleError("a bundle needs at least one task=checkpoint entry")
         self.members = members
-        first = members[0]
+        first, *others = members
+        preprocess = first.backend.preprocess.to_dict()
         for member in members:
             check_member_head(member)
-            if member.backend.preprocess.to_dict() != first.backend.preprocess.to_dict():
+            differences = _differences(preprocess, member.backend.preprocess.to_dict())
+            if differences:
                 raise BundleError(
                     f"{member.task}={member.weights} was trained with other preprocessing than "
-                    f"{first.task}={first.weights} ({_differences(first.backend.preprocess.to_dict(), member.backend.preprocess.to_dict())}); "
+                    f"{first.task}={first.weights} ({differences}); "
                     "one window is preprocessed once for every checkpoint, so they must agree"
                 )
         self.preprocess = first.backend.preprocess
         sizes = {m.task: m.backend.model_config.head_sizes[m.task] for m in members}
         labels = {m.task: m.backend.model_config.head_labels[m.task] for m in members
                   if m.task in m.backend.model_config.head_labels}
-        head, *others = members
         # The encoder geometry of the first member; the heads of every member, under their tasks.
         self.model_config = dataclasses.replace(
-            head.backend.model_config, primary_head=head.task, num_classes=sizes[head.task],
+            first.backend.model_config, primary_head=first.task, num_classes=sizes[first.task],
             extra_heads={m.task: sizes[m.task] for m in others}, head_labels=labels)
         info = first.backend.info
         self.tasks = {m.task: m.weights for m in members}
@@ -158,3 +159,9 @@ def task_sources(backend: Backend) -> dict[str, str]:
     if tasks is not None:
         return dict(tasks)
     return {head: backend.info.weights for head in backend.model_config.head_sizes if head in PERCEPTION_TASKS}
+
+
+def describe_tasks(backend: Backend) -> str:
+    """`emotion <- a.safetensors; laughter <- b.safetensors` for console lines (`weights W` with no task head)."""
+    served = "; ".join(f"{task} <- {path}" for task, path in task_sources(backend).items())
+    return served or f"weights {backend.info.weights}"

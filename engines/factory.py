@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from socialmae_rt.model.config import SocialMAEConfig
-
 from socialmae_rt.weights.bundle import parse_weights
 
 from .base import Backend

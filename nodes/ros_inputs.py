@@ -306,8 +306,8 @@ class RosInputs:
             self._bad(self.image, err)
             return
         self._frames += 1
-        self.image.push(VideoFrame(bgr=fit_frame(bgr, self.max_frame_side), stamp_ns=stamp_to_ns(msg.header.stamp) or time.time_ns(),
-                                   index=self._frames))
+        self.image.push(VideoFrame(bgr=fit_frame(bgr, self.max_frame_side),
+                                   stamp_ns=stamp_to_ns(msg.header.stamp) or time.time_ns(), index=self._frames))
 
     def _on_int16_array(self, msg) -> None:
         self._take_audio(lambda: parse_int16_array(msg))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import platform
-import resource
 import threading
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from socialmae_rt.buffer import AVRingBuffer
 from socialmae_rt.features import audio_to_model_input, frames_to_model_input
+from socialmae_rt.machine import cores, cpu_name, rss_mib
 from socialmae_rt.messages import VideoFrame
 from socialmae_rt.sinks import MemorySink
 
@@ -31,13 +31,6 @@ def _stats(samples_ms: list[float]) -> dict[str, float]:
     values = np.asarray(samples_ms)
     return {"mean_ms": float(values.mean()), "p50_ms": float(np.percentile(values, 50)),
             "p95_ms": float(np.percentile(values, 95)), "n": int(values.size)}
-
-
-def rss_mb() -> float:
-    """Current resident set size of this process (Linux /proc), in MiB."""
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
 
 
 def bench_frames(source_path: str, max_frames: int = 300) -> dict[str, Any]:
@@ -132,10 +125,10 @@ def bench_soak(source_path: str, model: str, minutes: float) -> dict[str, Any]:
     def sample_rss() -> None:
         start = time.monotonic()
         while not stop.wait(5.0):
-            rss_samples.append((time.monotonic() - start, rss_mb()))
+            rss_samples.append((time.monotonic() - start, rss_mib()))
 
     sampler = threading.Thread(target=sample_rss, daemon=True)
-    rss_start = rss_mb()
+    rss_start = rss_mib()
     started = time.monotonic()
     sampler.start()
     pipeline.run_live([source], stop, max_seconds=minutes * 60.0)
@@ -149,14 +142,14 @@ def bench_soak(source_path: str, model: str, minutes: float) -> dict[str, Any]:
         "model": model, "minutes": elapsed / 60.0, "windows": windows, "skipped": pipeline.scheduler.skipped,
         "output_rate_hz": windows / elapsed, "inverse_inference_hz": float(1000.0 / inference.mean()),
         "rss_mb_start": rss_start, "rss_mb_after_1min": steady[0] if steady else None,
-        "rss_mb_end": rss_mb(), "rss_mb_max": max(mb for _, mb in rss_samples) if rss_samples else None,
+        "rss_mb_end": rss_mib(), "rss_mb_max": max(mb for _, mb in rss_samples) if rss_samples else None,
         "held_crops_end": pipeline.buffer.held_crops(),
     }
 
 
 def run_bench(source: str, models: list[str], soak_minutes: float, output: str) -> dict[str, Any]:
     results: dict[str, Any] = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": _cores(), "python": platform.python_version()},
+        "machine": {"cpu": cpu_name(), "cores": cores(), "python": platform.python_version()},
         "source": source,
     }
     print(f"bench-pipeline on {results['machine']['cores']} cores; source {source}")
@@ -173,12 +166,6 @@ def run_bench(source: str, models: list[str], soak_minutes: float, output: str) 
     Path(output).write_text(json.dumps(results, indent=2) + "\n")
     print(f"JSON written to {output}")
     return results
-
-
-def _cores() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 def _frame_table(f: dict[str, Any]) -> str:

@@ -192,15 +192,9 @@ def _add_bench_pipeline(sub: argparse._SubParsersAction) -> None:
 
 
 def _soak(args: argparse.Namespace) -> int:
-    import logging
-
     from socialmae_rt.soak import SoakOptions, run_soak
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    values = {k: v for k, v in vars(args).items() if k not in ("command", "handler")}
-    if isinstance(values.get("weights"), list):
-        values["weights"] = " ".join(values["weights"])
-    run_soak(SoakOptions(**values))
+    run_soak(_options(args, SoakOptions))
     return 0
 
 

@@ -226,8 +226,11 @@ def run(options: RunOptions, out: TextIO | None = None) -> dict[str, Any]:
             signal.signal(sig, handler)
 
 
-def check_long_enough(sources: list, window_s: float = 4.0) -> None:
+def check_long_enough(sources: list) -> None:
     """A file shorter than one window can give no result: say so before the model loads."""
+    from socialmae_rt.buffer import BufferConfig
+
+    window_s = BufferConfig().window_s
     for source in sources:
         duration = getattr(source, "duration_s", None)
         if source.clock == "media" and duration is not None and duration < window_s:
@@ -268,13 +271,11 @@ def _run(options: RunOptions, out: TextIO, stop: threading.Event, running: threa
 def backend_line(backend, options: RunOptions) -> str:
     """What runs and which checkpoint serves which task, e.g.
     `socialmae-rt: torch (fp32, cpu), hop 0.5 s, source clip.mp4; emotion <- a.safetensors, ...`."""
-    from socialmae_rt.engines.bundle_backend import task_sources
+    from socialmae_rt.engines.bundle_backend import describe_tasks
 
     info = backend.info
-    tasks = task_sources(backend)
-    served = "; ".join(f"{task} <- {path}" for task, path in tasks.items()) or f"weights {info.weights}"
     return (f"socialmae-rt: {info.name} ({info.precision}, {info.device}), hop {options.hop} s, "
-            f"source {options.source}{' (real time)' if options.realtime else ''}; {served}\n")
+            f"source {options.source}{' (real time)' if options.realtime else ''}; {describe_tasks(backend)}\n")
 
 
 def summary_line(status: dict[str, Any], output: str | None) -> str:

@@ -85,15 +85,9 @@ class Teacher:
     preprocess: PreprocessConfig
 
 
-def student_config(teacher: SocialMAEConfig, size: str, **overrides) -> SocialMAEConfig:
-    """The teacher's heads and inputs on a smaller encoder."""
-    return dataclasses.replace(SocialMAEConfig.variant(size), num_classes=teacher.num_classes,
-                               primary_head=teacher.primary_head, extra_heads=dict(teacher.extra_heads),
-                               head_labels=dict(teacher.head_labels), **overrides)
-
-
-def merged_student_config(teachers: Sequence[Teacher], size: str, **overrides) -> SocialMAEConfig:
-    """One head per taught head, sized and labelled like its teacher's; the first is the primary."""
+def student_config(teachers: Sequence[Teacher], size: str, **overrides) -> SocialMAEConfig:
+    """An encoder of `size` with one head per taught head, sized and labelled like its teacher's;
+    the first is the primary (one teacher: its own heads in its own order)."""
     sizes, labels = {}, {}
     for teacher in teachers:
         for head in teacher.heads:
@@ -145,10 +139,7 @@ def _student_init(config: DistillConfig, student: SocialMAEConfig) -> str | None
 
 def build_student(config: DistillConfig, teachers: Sequence[Teacher]) -> tuple[SocialMAE, str | None]:
     overrides = {} if config.student_depth is None else {"modality_specific_depth": config.student_depth}
-    if len(teachers) == 1 and not config.teachers:
-        student = student_config(teachers[0].model.config, config.student, **overrides)
-    else:
-        student = merged_student_config(teachers, config.student, **overrides)
+    student = student_config(teachers, config.student, **overrides)
     init = _student_init(config, student)
     if init is None:
         return SocialMAE(student), None

@@ -356,10 +356,9 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
     view = DemoView(options, board, pipeline, sources, notices, window, stop, out)
     info = pipeline.backend.info
     offline = runs_offline(sources)
-    from socialmae_rt.engines.bundle_backend import task_sources
+    from socialmae_rt.engines.bundle_backend import describe_tasks
 
-    served = "; ".join(f"{task} <- {path}" for task, path in task_sources(pipeline.backend).items())
-    out.write(f"socialmae-rt demo: {info.name} ({info.precision}, {info.device}), {served or 'weights ' + info.weights}, "
+    out.write(f"socialmae-rt demo: {info.name} ({info.precision}, {info.device}), {describe_tasks(pipeline.backend)}, "
               f"source {run_options.source}{'' if offline else ' (live)'}"
               f"{', keys: q quit, space pause, s screenshot' if window else ', headless'}\n")
     in_main = threading.current_thread() is threading.main_thread()
