@@ -13,12 +13,16 @@ $(STAMP): pyproject.toml constraints.txt setup.py scripts/install_system_deps.sh
 	scripts/install_system_deps.sh
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade "pip>=24" "setuptools>=77,<80"
-	$(VPY) -m pip install --quiet -c constraints.txt -e ".[ros,dev]"
+	$(VPY) -m pip install --quiet -c constraints.txt -e ".[ros,dev,int8]"
 	$(VPY) -m pip check
 	touch $(STAMP)
 
+# Two processes: the training tests (worker processes, torchrun) ran into a crash of the one
+# pytest process (heap corruption while it waited on a child; 3 of 3 runs on a Zen 3 EPYC, cause
+# not found) once the rest of the suite had loaded MediaPipe, OpenVINO, ROS 2 and ONNX Runtime.
 test: setup
-	$(VPY) -m pytest
+	$(VPY) -m pytest --ignore=tests/training
+	$(VPY) -m pytest tests/training
 
 SAMPLE := outputs/sample.mp4
 DEMO_ARGS ?=

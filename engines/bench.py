@@ -1,40 +1,52 @@
-"""`socialmae-rt bench`: every available backend, every model size, in one run.
+"""`socialmae-rt bench`: every available backend, every model size, batches of 1, 2 and 4 faces.
 
 Repetitions are interleaved (backend A, B, C, A, B, C, ...) so drift in machine load hits all
-backends alike. Per backend and size: median and p95 latency of one 4 s audiovisual window
-(batch 1), windows/s, peak memory of a fresh process running it (measured in a child), load
-time, and accuracy against torch fp32 on the same inputs. The machine's matrix-multiply peaks
-(fp32: the better of torch and ONNX Runtime; bf16: torch; int8: ONNX Runtime's MatMulInteger)
-turn GFLOP per window into a floor time, and every backend is reported as a multiple of the
-floor for its arithmetic.
+backends alike. Per size, backend and batch: median and p95 time per 4 s audiovisual window,
+windows/s, peak memory of a fresh process running it (measured in a child), load time, and
+accuracy against torch fp32 on the same inputs. Two reference rows: `torch` (our fp32 model)
+and `eager-reference` (the same weights computed as the reference code does: explicit
+attention, convolution patch embeddings), so every run says how far we are from both. The
+machine's matrix-multiply peaks (fp32: torch, ONNX Runtime or OpenVINO; bf16: torch or
+OpenVINO; int8: ONNX Runtime's MatMulInteger or OpenVINO) turn GFLOP per window into a floor
+time; every row is a multiple of the floor for its arithmetic. Then batch 1 again beside
+`contention` busy processes: the slowdown a robot's other nodes would cause.
 Writes a table to stdout, JSON, and a PNG chart.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.util
 import json
 import logging
 import platform
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from socialmae_rt.machine import cores, cpu_name
+from socialmae_rt.machine import CpuDescription, cores
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
 from socialmae_rt.model.profile import count_gflops
 
-from .factory import available_backends, create_backend
+from .factory import create_backend
 from .onnx_export import compare_outputs, example_inputs
+from .openvino_ir import Int8AccuracyError
 
 log = logging.getLogger(__name__)
 
-# Which peak bounds which backend.
-ARITHMETIC = {"torch": "fp32", "torch-bf16": "bf16", "ort": "fp32", "ort-int8": "int8", "trt": "fp16"}
+# Which peak bounds which backend (ov: from the precision it actually runs).
+ARITHMETIC = {"torch": "fp32", "eager-reference": "fp32", "torch-bf16": "bf16", "ort": "fp32", "ort-int8": "int8",
+              "ov-int8": "int8", "trt": "fp16"}
+# Our model as the reference code computes it (explicit attention, convolution patch embeddings).
+REFERENCE = "eager-reference"
+CONTENTION_REPEATS = 5
 
 
 def _time_matmul(run, flops: float, repeats: int) -> float:
@@ -49,7 +61,8 @@ def _time_matmul(run, flops: float, repeats: int) -> float:
 
 def matmul_peaks(size: int = 2048, repeats: int = 5) -> dict[str, float]:
     """Best-of-N GFLOP/s of one square matmul, the best library for each arithmetic:
-    fp32 (torch or ONNX Runtime), bf16 (torch), int8 (ONNX Runtime MatMulInteger)."""
+    fp32 (torch, ONNX Runtime or OpenVINO), bf16 (torch or OpenVINO), int8 (ONNX Runtime
+    MatMulInteger or OpenVINO's quantized MatMul)."""
     flops = 2.0 * size**3
     a32, b32 = torch.randn(size, size), torch.randn(size, size)
     a16, b16 = a32.bfloat16(), b32.bfloat16()
@@ -59,12 +72,37 @@ def matmul_peaks(size: int = 2048, repeats: int = 5) -> dict[str, float]:
                   "b": rng.integers(-127, 127, (size, size), dtype=np.int8)}
     ort_fp32 = _ort_matmul("MatMul", size, "FLOAT", "FLOAT", "FLOAT")
     ort_int8 = _ort_matmul("MatMulInteger", size, "UINT8", "INT8", "INT32")
-    return {
+    peaks = {
         "fp32": max(_time_matmul(lambda: torch.mm(a32, b32), flops, repeats),
                     _time_matmul(lambda: ort_fp32.run(None, fp32_feeds), flops, repeats)),
         "bf16": _time_matmul(lambda: torch.mm(a16, b16), flops, repeats),
         "int8": _time_matmul(lambda: ort_int8.run(None, int8_feeds), flops, repeats),
     }
+    if importlib.util.find_spec("openvino") is not None:
+        for arithmetic in peaks:
+            request = _ov_matmul(size, arithmetic)
+            peaks[arithmetic] = max(peaks[arithmetic], _time_matmul(lambda: request.infer([a32.numpy()]), flops, repeats))
+    return peaks
+
+
+def _ov_matmul(size: int, arithmetic: str):
+    """An OpenVINO infer request computing x @ W for a constant W, in fp32, bf16 or int8 (x and W
+    fake-quantized: the plugin runs such a MatMul on int8 kernels)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([size, size], ov.Type.f32, name="x")
+    w = ops.constant(np.random.default_rng(1).standard_normal((size, size)).astype(np.float32))
+    if arithmetic == "int8":
+        low, high = ops.constant(np.float32(-4.0)), ops.constant(np.float32(4.0))
+        x_in = ops.fake_quantize(x, low, high, low, high, 256)
+        w = ops.fake_quantize(w, low, high, low, high, 255)
+    else:
+        x_in = x
+    model = ov.Model([ops.matmul(x_in, w, False, False)], [x], "matmul_peak")
+    hint = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}[arithmetic]
+    config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    return ov.Core().compile_model(model, "CPU", config).create_infer_request()
 
 
 def _ort_matmul(op: str, size: int, a_type: str, b_type: str, y_type: str):
@@ -91,23 +129,40 @@ def peak_rss_mb(name: str, size: str, cache_dir: str | None, threads: int | None
     # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss across fork+exec.
     code = (
         "import logging; logging.disable(logging.WARNING);"
+        "from socialmae_rt.threads import yield_idle_threads; yield_idle_threads();"
         "from socialmae_rt.engines.bench import _one_window;"
         f"_one_window({name!r}, {size!r}, {cache_dir!r}, {threads!r});"
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         raise RuntimeError(f"peak-memory child for {name} ({size}) failed: {result.stderr[-500:]}")
     return int(result.stdout.strip().splitlines()[-1]) / 1024  # VmHWM is in kB
 
 
-def _one_window(name: str, size: str, cache_dir: str | None, threads: int | None) -> None:
-    config = SocialMAEConfig.variant(size, extra_heads={"laughter": 1, "personality": 5})
+def bench_config(size: str) -> SocialMAEConfig:
+    return SocialMAEConfig.variant(size, extra_heads={"laughter": 1, "personality": 5})
+
+
+def make_backend(name: str, config: SocialMAEConfig, cache_dir: str | None, threads: int | None):
+    """A backend by name as the bench runs it (random weights), `eager-reference` included."""
     options: dict[str, Any] = {"threads": threads} if threads else {}
+    if name == REFERENCE:
+        from .eager_reference import as_reference_code
+
+        backend = create_backend("torch", None, config, **options)
+        backend.model = as_reference_code(backend.model)
+        backend.info = replace(backend.info, name=REFERENCE)
+        return backend
     if name not in ("torch", "torch-bf16"):
         options["cache_dir"] = cache_dir
+    return create_backend(name, None, config, **options)
+
+
+def _one_window(name: str, size: str, cache_dir: str | None, threads: int | None) -> None:
+    config = bench_config(size)
     inputs = example_inputs(config, batch=1, seed=3)
-    create_backend(name, None, config, **options).infer(inputs["audio"], inputs["video"])
+    make_backend(name, config, cache_dir, threads).infer(inputs["audio"], inputs["video"])
 
 
 def _outputs(backend, audio, video) -> dict[str, np.ndarray]:
@@ -115,64 +170,129 @@ def _outputs(backend, audio, video) -> dict[str, np.ndarray]:
     return {"embedding": out.embedding, **out.heads}
 
 
-def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | None, threads: int | None) -> list[dict]:
-    config = SocialMAEConfig.variant(size, extra_heads={"laughter": 1, "personality": 5})
+def _timed(backend, audio, video) -> tuple[float, dict[str, np.ndarray]]:
+    start = time.perf_counter()
+    out = _outputs(backend, audio, video)
+    return time.perf_counter() - start, out
+
+
+@contextlib.contextmanager
+def busy_loops(count: int):
+    """`count` processes that each keep one core busy (a robot's other nodes), stopped on exit."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5 if count else 0)  # let them get going
+        yield loops
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
+def _arithmetic(name: str, backend) -> str:
+    if name == "ov":
+        return "bf16" if backend.info.precision == "bf16" else "fp32"
+    return ARITHMETIC.get(name, "fp32")
+
+
+def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | None, threads: int | None,
+               batches: Sequence[int] = (1,), contention: int = 0) -> list[dict]:
+    """Rows for one model size: every backend at every batch (interleaved), then batch 1 again
+    beside `contention` busy processes."""
+    config = bench_config(size)
     gflops = count_gflops(SocialMAE(config).eval(), Modality.AUDIOVISUAL)
-    inputs = example_inputs(config, batch=1, seed=3)
-    audio, video = inputs["audio"], inputs["video"]
+    inputs = example_inputs(config, batch=max(batches), seed=3)
     created: dict[str, Any] = {}
-    rows: dict[str, dict[str, Any]] = {}
+    loads: dict[str, dict[str, Any]] = {}
     for name in backends:
+        print(f"  {size}: loading {name}", flush=True)
         started = time.perf_counter()
-        options: dict[str, Any] = {"threads": threads} if threads else {}
-        if name not in ("torch", "torch-bf16"):
-            options["cache_dir"] = cache_dir
-        created[name] = create_backend(name, None, config, **options)
-        load_s = getattr(created[name], "load_s", time.perf_counter() - started)
-        _outputs(created[name], audio, video)  # warm-up run
-        rows[name] = {"size": size, "backend": name, "actual": created[name].info.name, "load_s": load_s,
-                      "peak_rss_mb": peak_rss_mb(name, size, cache_dir, threads), "times": []}
-    reference = _outputs(created["torch"], audio, video) if "torch" in created else None
-    for _ in range(repeats):
-        for name, backend in created.items():
-            start = time.perf_counter()
-            out = _outputs(backend, audio, video)
-            rows[name]["times"].append(time.perf_counter() - start)
-            rows[name]["last"] = out
+        try:
+            created[name] = make_backend(name, config, cache_dir, threads)
+        except Int8AccuracyError as refused:  # a row we cannot have, not a failed benchmark
+            print(f"  {size}: {name} left out: {refused}", flush=True)
+            continue
+        loads[name] = {"actual": created[name].info.name, "precision": created[name].info.precision,
+                       "load_s": getattr(created[name], "load_s", time.perf_counter() - started),
+                       "arithmetic": _arithmetic(name, created[name]),
+                       "peak_rss_mb": peak_rss_mb(name, size, cache_dir, threads)}
     results = []
-    for name, row in rows.items():
-        times = np.array(row.pop("times"))
-        last = row.pop("last")
-        accuracy = compare_outputs(reference, last) if reference is not None else {}
-        results.append({
-            **row, "gflop": gflops, "median_s": float(np.median(times)), "p95_s": float(np.percentile(times, 95)),
-            "windows_per_s": float(1.0 / np.median(times)), "repeats": len(times),
-            "cosine_logits": accuracy.get("emotion", {}).get("min_cosine"),
-            "max_abs_logits": accuracy.get("emotion", {}).get("max_abs"),
-            "cosine_embedding": accuracy.get("embedding", {}).get("min_cosine"),
-        })
+    for batch in batches:
+        audio, video = inputs["audio"][:batch], inputs["video"][:batch]
+        times: dict[str, list[float]] = {name: [] for name in created}
+        last: dict[str, dict[str, np.ndarray]] = {}
+        for backend in created.values():
+            _outputs(backend, audio, video)  # warm-up: first-shape compilation, caches
+        for _ in range(max(3, repeats // batch)):
+            for name, backend in created.items():
+                elapsed, last[name] = _timed(backend, audio, video)
+                times[name].append(elapsed)
+        reference = last.get("torch")
+        for name in created:
+            measured = np.array(times[name])
+            accuracy = compare_outputs(reference, last[name]) if reference is not None else {}
+            results.append({
+                "size": size, "backend": name, "batch": batch, **loads[name], "gflop": gflops,
+                "median_s": float(np.median(measured)), "p95_s": float(np.percentile(measured, 95)),
+                "per_window_s": float(np.median(measured)) / batch, "windows_per_s": batch / float(np.median(measured)),
+                "repeats": len(measured),
+                "cosine_logits": accuracy.get("emotion", {}).get("min_cosine"),
+                "max_abs_logits": accuracy.get("emotion", {}).get("max_abs"),
+                "cosine_embedding": accuracy.get("embedding", {}).get("min_cosine"),
+            })
+    if contention:
+        contended = _contended(created, inputs, contention)
+        for row in results:
+            if row["batch"] == 1:
+                row["contended_median_s"] = contended[row["backend"]]
+                row["contention"] = contention
+                row["slowdown"] = contended[row["backend"]] / row["median_s"]
     for backend in created.values():
         backend.close()
     return results
 
 
+def _contended(created: dict[str, Any], inputs: dict[str, np.ndarray], count: int) -> dict[str, float]:
+    audio, video = inputs["audio"][:1], inputs["video"][:1]
+    times: dict[str, list[float]] = {name: [] for name in created}
+    with busy_loops(count):
+        for _ in range(CONTENTION_REPEATS):
+            for name, backend in created.items():
+                times[name].append(_timed(backend, audio, video)[0])
+    return {name: float(np.median(values)) for name, values in times.items()}
+
+
+def default_backends() -> list[str]:
+    """torch, the eager reference, and every other backend this install can run."""
+    found = ["torch", REFERENCE, "torch-bf16", "ort", "ort-int8"]
+    if importlib.util.find_spec("openvino") is not None:
+        found.append("ov")
+        if importlib.util.find_spec("nncf") is not None:
+            found.append("ov-int8")
+    if _tensorrt_present():
+        found.append("trt")
+    return found
+
+
 def run_bench(sizes: list[str], backends: list[str] | None, repeats: int, output: str,
-              cache_dir: str | None = None, threads: int | None = None) -> dict[str, Any]:
-    backends = backends or [b for b in available_backends() if b != "trt" or _tensorrt_present()]
+              cache_dir: str | None = None, threads: int | None = None, batches: Sequence[int] = (1, 2, 4),
+              contention: int = 1) -> dict[str, Any]:
+    backends = list(dict.fromkeys(backends or default_backends()))
     if "torch" not in backends:
         backends = ["torch", *backends]  # the reference every other backend is compared with
-    machine = {"cpu": cpu_name(), "cores": cores(), "python": platform.python_version(),
-               "torch": torch.__version__, "onnxruntime": _ort_version()}
-    print(f"bench: {machine['cpu']}, {machine['cores']} cores; backends {', '.join(backends)}; "
-          f"sizes {', '.join(sizes)}; {repeats} interleaved repetitions")
+    cpu = CpuDescription.this_machine()
+    machine = {"cpu": cpu.name, "cores": cores(), "threads": threads or cpu.cores, "features": cpu.summary(),
+               "python": platform.python_version(), "torch": torch.__version__, "onnxruntime": _version("onnxruntime"),
+               "openvino": _version("openvino")}
+    print(f"bench: {cpu.summary()}; backends {', '.join(backends)}; sizes {', '.join(sizes)}; batches "
+          f"{', '.join(map(str, batches))}; {repeats} interleaved repetitions; contention {contention} busy process(es)")
     peaks = matmul_peaks()
     print("matmul peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
     rows = []
     for size in sizes:
-        for row in bench_size(size, backends, repeats, cache_dir, threads):
-            arithmetic = ARITHMETIC.get(row["backend"], "fp32")
-            floor_s = row["gflop"] / peaks[arithmetic] if arithmetic in peaks else None
-            row.update(arithmetic=arithmetic, floor_s=floor_s, x_floor=row["median_s"] / floor_s if floor_s else None)
+        for row in bench_size(size, backends, repeats, cache_dir, threads, batches, contention):
+            floor_s = row["gflop"] / peaks[row["arithmetic"]] if row["arithmetic"] in peaks else None
+            row.update(floor_s=floor_s, x_floor=row["per_window_s"] / floor_s if floor_s else None)
             rows.append(row)
         _speedups(rows, size)
     report = {"machine": machine, "matmul_peak_gflops": peaks, "results": rows}
@@ -187,27 +307,36 @@ def run_bench(sizes: list[str], backends: list[str] | None, repeats: int, output
 
 
 def _speedups(rows: list[dict], size: str) -> None:
-    mine = [r for r in rows if r["size"] == size]
-    base = next((r["median_s"] for r in mine if r["backend"] == "torch"), None)
-    for r in mine:
-        r["speedup_vs_torch_fp32"] = base / r["median_s"] if base else None
+    """Per window, against torch fp32 and against the reference code's arithmetic at the same batch."""
+    for row in (r for r in rows if r["size"] == size):
+        same = {r["backend"]: r["per_window_s"] for r in rows if r["size"] == size and r["batch"] == row["batch"]}
+        row["speedup_vs_torch_fp32"] = same["torch"] / row["per_window_s"] if "torch" in same else None
+        row["speedup_vs_reference"] = same[REFERENCE] / row["per_window_s"] if REFERENCE in same else None
+
+
+def _cell(value, spec: str) -> str:
+    return "" if value is None else format(value, spec)
 
 
 def format_table(rows: list[dict]) -> str:
-    header = (f"{'size':<6} {'backend':<11} {'median s':>9} {'p95 s':>7} {'win/s':>6} {'x eager':>7} "
-              f"{'floor s':>8} {'x floor':>7} {'cos logits':>10} {'max|d|':>8} {'load s':>6} {'peak MiB':>8}")
+    """One line per size x backend x batch; times are per window (a batch of B windows / B)."""
+    header = (f"{'size':<6} {'backend':<15} {'B':>2} {'s/window':>9} {'p95 s':>7} {'win/s':>6} {'x torch':>7} "
+              f"{'x ref':>6} {'floor s':>8} {'x floor':>7} {'x busy':>6} {'cos logits':>10} {'max|d|':>8} "
+              f"{'load s':>6} {'peak MiB':>8}")
     lines = [header, "-" * len(header)]
     for r in rows:
-        cos = "" if r["cosine_logits"] is None else f"{r['cosine_logits']:.5f}"
-        diff = "" if r["max_abs_logits"] is None else f"{r['max_abs_logits']:.2e}"
-        floor = "" if r["floor_s"] is None else f"{r['floor_s']:.3f}"
-        xfloor = "" if r["x_floor"] is None else f"{r['x_floor']:.1f}"
         name = r["backend"] if r["actual"] == r["backend"] else f"{r['backend']}->{r['actual']}"
         lines.append(
-            f"{r['size']:<6} {name:<11} {r['median_s']:>9.3f} {r['p95_s']:>7.3f} {r['windows_per_s']:>6.2f} "
-            f"{r['speedup_vs_torch_fp32'] or 0:>7.2f} {floor:>8} {xfloor:>7} {cos:>10} {diff:>8} "
+            f"{r['size']:<6} {name:<15} {r.get('batch', 1):>2} {r['per_window_s']:>9.3f} {r['p95_s'] / r.get('batch', 1):>7.3f} "
+            f"{r['windows_per_s']:>6.2f} {_cell(r['speedup_vs_torch_fp32'], '.2f'):>7} "
+            f"{_cell(r.get('speedup_vs_reference'), '.2f'):>6} {_cell(r['floor_s'], '.3f'):>8} "
+            f"{_cell(r['x_floor'], '.1f'):>7} {_cell(r.get('slowdown'), '.2f'):>6} "
+            f"{_cell(r['cosine_logits'], '.5f'):>10} {_cell(r['max_abs_logits'], '.2e'):>8} "
             f"{r['load_s']:>6.2f} {r['peak_rss_mb']:>8.0f}"
         )
+    lines.append("s/window: median per window (batch time / B); x torch, x ref: speed-up vs torch fp32 and vs the "
+                 "reference code's arithmetic at the same B; floor: GFLOP / this machine's matmul peak for the "
+                 "backend's arithmetic; x busy: slowdown beside the busy process(es); cos: vs torch fp32")
     return "\n".join(lines)
 
 
@@ -220,12 +349,17 @@ def plot(rows: list[dict], peaks: dict[str, float], machine: dict, path: Path) -
     sizes = list(dict.fromkeys(r["size"] for r in rows))
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 4), squeeze=False)
     for ax, size in zip(axes[0], sizes):
-        mine = [r for r in rows if r["size"] == size]
+        mine = [r for r in rows if r["size"] == size and r.get("batch", 1) == 1]
         names = [r["backend"] for r in mine]
         medians = [r["median_s"] * 1e3 for r in mine]
         p95 = [r["p95_s"] * 1e3 for r in mine]
         bars = ax.bar(names, medians, color=["#888888" if n == "torch" else "#3b7dd8" for n in names])
         ax.errorbar(names, medians, yerr=[np.zeros(len(mine)), np.subtract(p95, medians)], fmt="none", ecolor="black")
+        busy = [(name, r["contended_median_s"] * 1e3) for name, r in zip(names, mine) if r.get("contended_median_s")]
+        if busy:
+            ax.scatter([n for n, _ in busy], [t for _, t in busy], marker="x", color="#d83b3b", zorder=3,
+                       label=f"beside {mine[0]['contention']} busy process(es)")
+            ax.legend(fontsize=7)
         for bar, r in zip(bars, mine):
             ax.annotate(f"{r['speedup_vs_torch_fp32']:.1f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=8)
@@ -235,7 +369,7 @@ def plot(rows: list[dict], peaks: dict[str, float], machine: dict, path: Path) -
         ax.set_ylabel("ms per 4 s window (median, p95 whisker)")
         ax.tick_params(axis="x", rotation=30)
     fig.suptitle(f"socialmae-rt bench: {machine['cpu']}, {machine['cores']} cores\n"
-                 "label: speed-up vs torch fp32; red dotted: matmul-peak floor", fontsize=9)
+                 "batch 1; label: speed-up vs torch fp32; red dotted: matmul-peak floor", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -249,9 +383,10 @@ def _tensorrt_present() -> bool:
     return torch.cuda.is_available()
 
 
-def _ort_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
+def _version(module: str) -> str | None:
+    try:
+        return importlib.import_module(module).__version__
+    except ImportError:
+        return None
 
 

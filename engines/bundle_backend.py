@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from socialmae_rt.model import SocialMAEConfig
 from socialmae_rt.postprocess import Postprocessor
 from socialmae_rt.weights.bundle import WeightsSpec
 from socialmae_rt.weights.released import PERCEPTION_TASKS
@@ -53,19 +54,30 @@ def check_member_file(task: str, path: str) -> None:
         raise BundleError(f"{task}={path}: expected one of our .safetensors checkpoints or an ONNX export directory")
 
 
-def check_member_head(member: BundleMember) -> None:
-    """The member's checkpoint must have a head for its task that means what the task reads."""
-    config = member.backend.model_config
+def member_config(path: str) -> SocialMAEConfig:
+    """The model config a bundle entry carries, read without loading any weights: the checkpoint's
+    JSON sidecar, or the export's manifest."""
+    if Path(path).is_dir():
+        from .onnx_export import load_export
+
+        return load_export(path).model_config
+    from socialmae_rt.model.checkpoint import read_checkpoint_config
+
+    return read_checkpoint_config(path)[0]
+
+
+def check_member_head(task: str, weights: str, config: SocialMAEConfig) -> None:
+    """The entry's checkpoint must have a head for its task that means what the task reads."""
     sizes = config.head_sizes
-    if member.task not in sizes:
+    if task not in sizes:
         heads = ", ".join(f"{name} ({size} outputs)" for name, size in sizes.items())
-        raise BundleError(f"{member.task}={member.weights}: the checkpoint has no {member.task!r} head "
-                          f"(its heads: {heads}); expected {_expected(member.task)}")
-    labels = {member.task: config.head_labels[member.task]} if member.task in config.head_labels else {}
+        raise BundleError(f"{task}={weights}: the checkpoint has no {task!r} head "
+                          f"(its heads: {heads}); expected {_expected(task)}")
+    labels = {task: config.head_labels[task]} if task in config.head_labels else {}
     try:
-        Postprocessor().check_heads({member.task: sizes[member.task]}, labels)
+        Postprocessor().check_heads({task: sizes[task]}, labels)
     except ValueError as err:
-        raise BundleError(f"{member.task}={member.weights}: {err}; expected {_expected(member.task)}") from err
+        raise BundleError(f"{task}={weights}: {err}; expected {_expected(task)}") from err
 
 
 def _expected(task: str) -> str:
@@ -84,7 +96,7 @@ class BundleBackend:
         first, *others = members
         preprocess = first.backend.preprocess.to_dict()
         for member in members:
-            check_member_head(member)
+            check_member_head(member.task, member.weights, member.backend.model_config)
             differences = _differences(preprocess, member.backend.preprocess.to_dict())
             if differences:
                 raise BundleError(
@@ -136,11 +148,18 @@ def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
     return "; ".join(found)
 
 
+def check_bundle_entries(spec: WeightsSpec) -> None:
+    """Every entry's file and head, read from the files before anything loads or builds (an int8
+    build per checkpoint takes minutes: a wrong file must not wait for it)."""
+    for entry in spec.entries:
+        check_member_file(entry.task, entry.path)
+        check_member_head(entry.task, entry.path, member_config(entry.path))
+
+
 def create_bundle_backend(spec: WeightsSpec, make: Callable[[str], Backend]) -> BundleBackend:
     """Every member through `make(path)` (a backend of the chosen kind); if one fails, the ones
     already loaded are closed and the error names the entry."""
-    for entry in spec.entries:
-        check_member_file(entry.task, entry.path)
+    check_bundle_entries(spec)
     members: list[BundleMember] = []
     try:
         for entry in spec.entries:

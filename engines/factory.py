@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -16,33 +18,86 @@ from .engine_cache import cache_root
 log = logging.getLogger(__name__)
 
 
+StatusCallback = Callable[[str], None]
+
+
 def prepare_export(weights: str | Path | None, config: SocialMAEConfig | None, *, int8: bool = False,
-                   cache_dir: str | Path | None = None, seed: int = 0):
+                   cache_dir: str | Path | None = None, seed: int = 0, on_status: StatusCallback | None = None):
     """An ONNX export for these weights: an export directory as given, or a cached export of the
     checkpoint (or of the seeded random model), written once and reused while the weights match."""
-    from .onnx_export import MANIFEST, ExportError, export_onnx, load_export, quantize_export, weights_fingerprint
-    from .torch_backend import load_model
+    return _export_and_model(weights, config, int8=int8, cache_dir=cache_dir, seed=seed, on_status=on_status)[0]
+
+
+def _source_key(weights, config: SocialMAEConfig | None, seed: int) -> str:
+    """sha256 naming what a model is built from, without building it: the checkpoint file's bytes
+    (and its JSON sidecar), or the config, seed and torch version of a random model."""
+    import torch
+
+    from .onnx_export import sha256_file
+
+    digest = hashlib.sha256()
+    if weights is None or Path(weights).suffix in (".pth", ".pt"):  # sized by the config given
+        digest.update(json.dumps((config or SocialMAEConfig()).to_dict(), sort_keys=True).encode())
+    if weights is None:
+        digest.update(f"random seed {seed} torch {torch.__version__}".encode())
+    else:
+        path = Path(weights)
+        digest.update(sha256_file(path).encode())
+        if path.with_suffix(".json").is_file():
+            digest.update(sha256_file(path.with_suffix(".json")).encode())
+    return digest.hexdigest()
+
+
+def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, seed: int = 0, on_status=None):
+    """(export, the torch model it came from; None when the model was not needed: an export
+    directory, or a checkpoint whose export is cached already).
+
+    Cached exports are found by the checkpoint file's hash (`onnx/sources/`), so a start with
+    everything built never loads the torch model: faster, and its fp32 weights never take memory.
+    """
+    from .onnx_export import (MANIFEST, ExportError, export_onnx, has_int8, load_export, quantize_export,
+                              weights_fingerprint)
+    from .torch_backend import RANDOM_WEIGHTS_WARNING, load_model
 
     if weights is not None and (Path(weights) / MANIFEST).is_file():
         export = load_export(weights)
-        if int8 and "int8" not in export.manifest["graphs"]["audiovisual"]:
-            raise ExportError(f"{weights} has no int8 graphs; make them with `socialmae-rt export-onnx --int8`")
-        return export
+        if int8 and not has_int8(export):
+            raise ExportError(f"{weights} has no int8 graphs with 7-bit weights (older exports have 8-bit ones, "
+                              f"which saturate on CPUs without VNNI); make them with `socialmae-rt export-onnx --int8`")
+        return export, None
+    root = Path(cache_dir or cache_root()) / "onnx"
+    source = root / "sources" / _source_key(weights, config, seed)[:32]
+    if source.is_file():
+        try:
+            export = load_export(root / source.read_text().strip())
+        except ExportError as reason:
+            log.warning("cached export for %s unusable (%s); exporting again", weights or "random weights", reason)
+        else:
+            if not int8 or has_int8(export):
+                if weights is None:
+                    log.warning(RANDOM_WEIGHTS_WARNING)
+                return export, None
     model, preprocess = load_model(weights, config, seed)
-    directory = Path(cache_dir or cache_root()) / "onnx" / weights_fingerprint(model)[:16]
+    directory = root / weights_fingerprint(model)[:16]
     try:
         export = load_export(directory)
     except ExportError as reason:
         log.warning("exporting ONNX graphs to %s (once per set of weights): %s", directory, reason)
+        if on_status is not None:
+            on_status(f"exporting ONNX graphs to {directory} (once per set of weights)")
         export = export_onnx(model, directory, preprocess, source=str(weights) if weights else "random")
-    if int8 and "int8" not in export.manifest["graphs"]["audiovisual"]:
+    if int8 and not has_int8(export):
+        if on_status is not None:
+            on_status("quantizing the ONNX graphs to int8 (once per set of weights)")
         report = quantize_export(export, model)
         log.info("int8 accuracy vs torch fp32: %s", report)
-    return export
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(directory.name + "\n")
+    return export, model
 
 
 def _torch(precision: str) -> Callable[..., Backend]:
-    def make(weights, config, **options):
+    def make(weights, config, *, on_status=None, **options):  # loads in seconds: nothing to report
         from .torch_backend import TorchBackend
 
         return TorchBackend(weights, config, precision=precision, **options)
@@ -51,10 +106,12 @@ def _torch(precision: str) -> Callable[..., Backend]:
 
 
 def _ort(variant: str) -> Callable[..., Backend]:
-    def make(weights, config, *, cache_dir=None, threads=None, providers=None, graph_optimization="all", seed=0):
+    def make(weights, config, *, cache_dir=None, threads=None, providers=None, graph_optimization="all", seed=0,
+             on_status=None):
         from .ort_backend import OrtBackend
 
-        export = prepare_export(weights, config, int8=variant == "int8", cache_dir=cache_dir, seed=seed)
+        export = prepare_export(weights, config, int8=variant == "int8", cache_dir=cache_dir, seed=seed,
+                                on_status=on_status)
         return OrtBackend(export, variant, threads=threads, providers=providers, graph_optimization=graph_optimization)
 
     return make
@@ -64,12 +121,31 @@ def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, thread
     """`threads` is accepted for a uniform call but only matters if this falls back to the CPU."""
     from .tensorrt_backend import TensorRTConfig, create_tensorrt_backend
 
-    export = prepare_export(weights, config, cache_dir=cache_dir, seed=seed)
+    export = prepare_export(weights, config, cache_dir=cache_dir, seed=seed, on_status=on_status)
     trt_cache = str(Path(cache_dir or cache_root()) / "trt")
     return create_tensorrt_backend(export, TensorRTConfig(cache_dir=trt_cache, **options), on_status=on_status)
 
 
+def _openvino(kind: str) -> Callable[..., Backend]:
+    def make(weights, config, *, cache_dir=None, threads=None, seed=0, precision="auto",
+             calibration_clips=None, min_cosine=None, on_status=None):
+        from .openvino_backend import OpenVinoBackend
+        from .openvino_ir import MIN_INT8_COSINE, prepare_ir
+        from .references import fp32_reference
+
+        export, model = _export_and_model(weights, config, cache_dir=cache_dir, seed=seed, on_status=on_status)
+        ir = prepare_ir(export, kind, cache_dir=cache_dir, calibration_clips=calibration_clips,
+                        reference=fp32_reference(export, model) if kind == "int8" else None,
+                        min_cosine=MIN_INT8_COSINE if min_cosine is None else min_cosine,
+                        progress=on_status)
+        return OpenVinoBackend(export, ir, precision=precision, threads=threads)
+
+    return make
+
+
 TORCH_HINT = "pip install torch==2.13.0 (CPU) or a CUDA build"
+OPENVINO_HINT = "pip install openvino"
+INT8_HINT = "pip install nncf (or the project's [int8] extra)"
 ORT_HINT = "pip install onnxruntime (or onnxruntime-gpu for CUDA)"
 # name -> (constructor, the module it needs, install hint)
 _BACKENDS: dict[str, tuple[Callable[..., Backend], str, str]] = {
@@ -77,12 +153,15 @@ _BACKENDS: dict[str, tuple[Callable[..., Backend], str, str]] = {
     "torch-bf16": (_torch("bf16"), "torch", TORCH_HINT),
     "ort": (_ort("fp32"), "onnxruntime", ORT_HINT),
     "ort-int8": (_ort("int8"), "onnxruntime", ORT_HINT),
+    "ov": (_openvino("fp32"), "openvino", OPENVINO_HINT),
+    "ov-int8": (_openvino("int8"), "openvino", OPENVINO_HINT),
     # TensorRT falls back to ONNX Runtime (with a warning) where TensorRT or a GPU is missing.
     "trt": (_tensorrt, "onnxruntime", ORT_HINT),
 }
 
 
 def available_backends() -> list[str]:
+    """Every backend name create_backend takes, but `auto` (which picks one of these)."""
     return list(_BACKENDS)
 
 
@@ -92,7 +171,7 @@ def create_backend(
     config: SocialMAEConfig | None = None,
     **options: Any,
 ) -> Backend:
-    """A backend by name: torch, torch-bf16, ort, ort-int8, trt.
+    """A backend by name: auto (engines/auto.py), torch, torch-bf16, ort, ort-int8, ov, ov-int8, trt.
 
     `weights`: a released .pth (sized by `config`), our .safetensors (carries its config), an ONNX
     export directory (ort, ort-int8, trt), None for random weights (a loud warning: outputs
@@ -101,14 +180,22 @@ def create_backend(
     backends export a checkpoint once into the cache (`cache_dir`, default $SOCIALMAE_RT_CACHE or
     ~/.cache/socialmae_rt).
     """
+    spec = parse_weights(str(weights) if isinstance(weights, Path) else weights)
+    if spec.is_bundle:
+        from .bundle_backend import check_bundle_entries
+
+        check_bundle_entries(spec)  # before `auto` says what it picked and anything builds
+    if name == "auto":
+        from .auto import create_auto_backend
+
+        return create_auto_backend(create_backend, weights, config, **options)
     if name not in _BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; available: {', '.join(_BACKENDS)}")
+        raise ValueError(f"unknown backend {name!r}; available: auto, {', '.join(_BACKENDS)}")
     make, module, hint = _BACKENDS[name]
     try:
         importlib.import_module(module)
     except ImportError as err:
         raise ImportError(f"backend {name!r} needs the '{module}' package: {hint}") from err
-    spec = parse_weights(str(weights) if isinstance(weights, Path) else weights)
     if spec.is_bundle:
         from .bundle_backend import create_bundle_backend
 

@@ -39,6 +39,9 @@ FORMAT = "socialmae_rt.onnx/1"
 OPSET = 17
 # fp32 graph vs fp32 torch on the same inputs: only operation order differs.
 EXPORT_ATOL = 1e-3
+# ONNX Runtime int8 vs fp32 torch: the lowest cosine per output and window before a graph is refused.
+MIN_ORT_INT8_COSINE = 0.99
+INT8_WEIGHT_BITS = 7  # see quantize_export
 
 
 class ExportError(RuntimeError):
@@ -193,18 +196,25 @@ def write_manifest(export: OnnxExport) -> None:
     (export.directory / MANIFEST).write_text(json.dumps(export.manifest, indent=2) + "\n")
 
 
-def load_export(directory: str | Path) -> OnnxExport:
-    """Read an export directory; the graphs must be present and unchanged since they were written."""
-    directory = Path(directory)
-    path = directory / MANIFEST
+def read_manifest(path: Path, expected_format: str, error: type[Exception], missing: str) -> dict[str, Any]:
+    """A manifest's JSON, or `error` naming what is wrong: `missing` when there is no file, else
+    invalid JSON or another format."""
     if not path.is_file():
-        raise ExportError(f"{directory} is not an ONNX export: {MANIFEST} not found (run `socialmae-rt export-onnx`)")
+        raise error(missing)
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ExportError(f"{path} is not valid JSON: {err}") from err
-    if manifest.get("format") != FORMAT:
-        raise ExportError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+        raise error(f"{path} is not valid JSON: {err}") from err
+    if manifest.get("format") != expected_format:
+        raise error(f"{path}: format {manifest.get('format')!r}, expected {expected_format!r}")
+    return manifest
+
+
+def load_export(directory: str | Path) -> OnnxExport:
+    """Read an export directory; the graphs must be present and unchanged since they were written."""
+    directory = Path(directory)
+    manifest = read_manifest(directory / MANIFEST, FORMAT, ExportError,
+                             f"{directory} is not an ONNX export: {MANIFEST} not found (run `socialmae-rt export-onnx`)")
     export = OnnxExport(directory, manifest)
     for mode, entry in manifest["graphs"].items():
         for listed in (entry, *(v for v in entry.values() if isinstance(v, dict))):  # fp32, then int8 ...
@@ -270,7 +280,14 @@ def verify_export(export: OnnxExport, model: SocialMAE, variant: str = "fp32", a
     return report
 
 
-def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosine: float = 0.99) -> dict[str, Any]:
+def has_int8(export: OnnxExport) -> bool:
+    """True when the export holds int8 graphs of the current kind (7-bit weights; earlier
+    8-bit ones saturate on CPUs without VNNI and are made again)."""
+    entry = export.manifest["graphs"]["audiovisual"].get("int8")
+    return entry is not None and entry.get("weight_bits") == INT8_WEIGHT_BITS
+
+
+def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosine: float = MIN_ORT_INT8_COSINE) -> dict[str, Any]:
     """Add int8 graphs (ONNX Runtime dynamic quantisation of the weights) and report their accuracy.
 
     With the source model given, each int8 graph is compared with torch fp32 (cosine and max abs
@@ -284,12 +301,16 @@ def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosi
         target = source.with_name(f"{modality.value}.int8.onnx")
         started = time.perf_counter()
         quantize_dynamic(
-            str(source), str(target), weight_type=QuantType.QInt8,
+            # reduce_range: 7-bit weights. x86 CPUs without VNNI/AMX (AVX2 only) multiply u8 x s8 pairs
+            # into saturating 16-bit sums; with 8-bit weights a tiny model's logits fell to cosine
+            # 0.968 on a Zen 3 EPYC, with 7-bit ones 0.9998. A cached graph may move between CPUs.
+            str(source), str(target), weight_type=QuantType.QInt8, reduce_range=True,
             # the exporter leaves some intermediate types to inference; they are all float32
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
         export.manifest["graphs"][modality.value]["int8"] = {
-            "file": target.name, "sha256": sha256_file(target), "quantize_s": round(time.perf_counter() - started, 2)
+            "file": target.name, "sha256": sha256_file(target), "weight_bits": INT8_WEIGHT_BITS,
+            "quantize_s": round(time.perf_counter() - started, 2),
         }
     report = verify_export(export, model, "int8", atol=None, min_cosine=min_cosine) if model is not None else {}
     export.manifest["int8_accuracy"] = report

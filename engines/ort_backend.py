@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from socialmae_rt.model import Modality
+from socialmae_rt.threads import compute_threads
 
 from .base import MODE_INPUTS, BackendInfo, BackendOutput, check_finite, check_inputs
 from .onnx_export import OnnxExport
@@ -44,8 +45,8 @@ class OrtBackend:
         providers = providers or ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPTIMIZATION[graph_optimization])
-        if threads is not None:
-            options.intra_op_num_threads = threads
+        self.threads = compute_threads(threads)
+        options.intra_op_num_threads = self.threads
         # Idle pool threads would otherwise spin after each run, taking the cores that capture and
         # face detection need between windows (measured: input wait p95 160 ms -> see README).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -11,6 +11,7 @@ import torch
 
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, load_any_checkpoint
+from socialmae_rt.threads import compute_threads, idle_threads_spin
 
 from .base import BackendInfo, BackendOutput
 
@@ -52,8 +53,12 @@ class TorchBackend:
             raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', got {precision!r}")
         if precision == "fp16" and not device.startswith("cuda"):
             raise ValueError("fp16 autocast needs a CUDA device; on CPU use precision='bf16'")
-        if threads is not None:
-            torch.set_num_threads(threads)
+        # The pool is process-wide in torch: the last backend made sets it.
+        self.threads = compute_threads(threads)
+        torch.set_num_threads(self.threads)
+        if idle_threads_spin():
+            log.info("torch's idle OpenMP threads spin (slow beside other busy processes): set "
+                     "OMP_WAIT_POLICY=PASSIVE, or call socialmae_rt.threads.yield_idle_threads() before importing torch")
         self.device = torch.device(device)
         self.precision = precision
         model, self.preprocess = load_model(weights, config, seed)

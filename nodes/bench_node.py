@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import random
 import signal
 import subprocess
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from socialmae_rt.machine import cores, cpu_name
 
 NS_PER_MS = 1_000_000
 
@@ -53,6 +54,14 @@ def stop_process(process: subprocess.Popen, sig: int = signal.SIGINT, timeout_s:
     return time.monotonic() - started, stderr or ""
 
 
+def process_peak_rss_mib(pid: int) -> float:
+    """High-water mark of a process's resident memory (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmHWM line")
+
+
 def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float = 0.5,
             seconds: float = 20.0) -> dict[str, Any]:
     import rclpy
@@ -76,7 +85,7 @@ def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float
                                   "realtime": "true"}, domain)
     first_ns = None
     try:
-        deadline = time.monotonic() + 60 + seconds
+        deadline = time.monotonic() + 600 + seconds  # room for a first build (export, IR, int8 calibration)
         while time.monotonic() < deadline and process.poll() is None:
             executor.spin_once(timeout_sec=0.05)
             if arrivals and first_ns is None:
@@ -86,6 +95,7 @@ def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float
         if first_ns is None:
             stderr = process.stderr.read() if process.poll() is not None else ""
             raise RuntimeError(f"the node sent no result: {stderr.strip()[-500:] or 'timed out'}")
+        peak_rss_mib = process_peak_rss_mib(process.pid)
         stop_s, _ = stop_process(process)
     finally:
         if process.poll() is None:
@@ -99,7 +109,7 @@ def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float
     receive = [(t - r["window_end_ns"]) / NS_PER_MS for t, r in arrivals]
     return {
         "model": model, "backend": backend, "hop_s": hop, "records": len(records),
-        "start_to_first_result_s": (first_ns - started) / 1e9,
+        "start_to_first_result_s": (first_ns - started) / 1e9, "peak_rss_mib": peak_rss_mib,
         "stop_s": stop_s, "exit_code": process.returncode,
         "inference_ms": _percentiles(inference), "publish_latency_ms": _percentiles(publish),
         "receive_latency_ms": _percentiles(receive),
@@ -116,14 +126,15 @@ def measure(source: str, model: str = "tiny", backend: str = "torch", hop: float
 
 def table(results: list[dict[str, Any]]) -> str:
     header = ("| model | backend | start to first result | records | inference p50/p95 | publish latency p50/p95 | "
-              "receive latency p50/p95 | publish - inference p95 | of which preprocess / input wait p95 | SIGINT stop |")
-    rows = [header, "|" + "---|" * 10]
+              "receive latency p50/p95 | publish - inference p95 | of which preprocess / input wait p95 | SIGINT stop | "
+              "peak RSS |")
+    rows = [header, "|" + "---|" * 11]
     for r in results:
         pair = lambda k: f"{r[k]['p50']:.1f} / {r[k]['p95']:.1f} ms"  # noqa: E731
         rows.append(f"| {r['model']} | {r['backend']} | {r['start_to_first_result_s']:.2f} s | {r['records']} | "
                     f"{pair('inference_ms')} | {pair('publish_latency_ms')} | {pair('receive_latency_ms')} | "
                     f"{r['publish_overhead_ms']['p95']:.1f} ms | {r['preprocess_ms']['p95']:.1f} / "
-                    f"{r['input_wait_ms']['p95']:.1f} ms | {r['stop_s']:.2f} s |")
+                    f"{r['input_wait_ms']['p95']:.1f} ms | {r['stop_s']:.2f} s | {r['peak_rss_mib']:.0f} MiB |")
     return "\n".join(rows)
 
 
@@ -135,7 +146,7 @@ def run_bench(source: str, models: list[str], backend: str, hop: float, seconds:
     print(table(results))
     out = Path(json_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    machine = f"{cpu_name()}, {cores()} cores"
     out.write_text(json.dumps({"machine": machine, "source": source, "results": results}, indent=2))
     print(f"wrote {out}")
     return results

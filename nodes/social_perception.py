@@ -52,9 +52,11 @@ from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension
 from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState
 from socialmae_rt.postprocess import PERSONALITY_TRAITS, LaughterEvent, LaughterEventKind, PostprocessConfig
 from socialmae_rt.results import SocialPerception
+from socialmae_rt.threads import yield_idle_threads
 from socialmae_rt.runner import (
     NO_MIC,
     RunOptions,
+    backend_before_capture,
     build_pipeline,
     build_sources,
     close_all,
@@ -234,6 +236,8 @@ class SocialPerceptionNode(Node):
         self.exit_code = 0
         self.exit_on_failure = False  # main(): a fatal error shuts the process down (exit code 1)
         self.ros_inputs = None
+        # a first build (export, IR, int8 calibration) happens before any input is taken in
+        self.backend = backend_before_capture(self.options, on_status=self.get_logger().info)
         ros_video, ros_audio = ros_input_streams(self.options)
         if ros_video:
             self.ros_inputs = RosInputs(self, self.input_config, video=True, audio=ros_audio,
@@ -247,11 +251,13 @@ class SocialPerceptionNode(Node):
         self.sinks = [RosSink(self, self.options.embedding)]
         try:
             self.sinks += output_sinks(self.options)
-            self.pipeline = build_pipeline(self.options, self.sinks)
+            self.pipeline = build_pipeline(self.options, self.sinks, backend=self.backend)
         except BaseException:
             close_all(self.sources)
             for sink in self.sinks:
                 sink.close()
+            if self.backend is not None:
+                self.backend.close()
             raise
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -354,6 +360,8 @@ class SocialPerceptionNode(Node):
         self.worker.join(timeout=5.0)
         for sink in self.sinks:
             sink.close()
+        if not self.worker.is_alive():  # a worker still inside a window keeps what it is using
+            self.pipeline.close()
 
 
 def health(status: dict[str, Any]) -> tuple[bytes, str]:
@@ -381,6 +389,7 @@ def _process_node() -> SocialPerceptionNode:
 
 
 def main(argv: list[str] | None = None) -> int:
+    yield_idle_threads()  # before the backend imports torch
     return run_node(_process_node, NODE_NAME, MultiThreadedExecutor, argv,
                     start_errors=(SourceError, FileNotFoundError), stop=SocialPerceptionNode.stop)
 

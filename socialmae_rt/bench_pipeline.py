@@ -64,6 +64,7 @@ def bench_frames(source_path: str, max_frames: int = 300) -> dict[str, Any]:
             total_ms.append((t3 - t0) * 1e3)
     finally:
         camera.close()
+        tracker.close()
     return {"frame_size": list(size) if size else None, "capture": _stats(capture_ms),
             "detect_track": _stats(track_ms), "buffer": _stats(buffer_ms), "total": _stats(total_ms)}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from socialmae_rt import __version__
+from socialmae_rt.threads import yield_idle_threads
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -53,6 +54,12 @@ def _info(args: argparse.Namespace) -> int:
             f"{gflops[Modality.AUDIO]:>8.1f} {gflops[Modality.VIDEO]:>8.1f}"
         )
     print("GFLOP per 4 s window, batch 1 (multiply-add = 2 FLOP), counted by torch's FLOP counter.")
+    from socialmae_rt.engines.auto import Installed, choose_backend
+    from socialmae_rt.machine import CpuDescription
+
+    cpu = CpuDescription.this_machine()
+    name, why = choose_backend(cpu, Installed.here())
+    print(f"--backend auto on this machine: {name} ({why}); CPU: {cpu.summary()}")
     return 0
 
 
@@ -95,7 +102,9 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
                    "weights and outputs are meaningless")
     p.add_argument("--model", default=d.model, choices=["base", "small", "tiny"],
                    help=f"model size when the weights do not say (default: {d.model})")
-    p.add_argument("--backend", default=d.backend, help=f"inference backend (default: {d.backend})")
+    p.add_argument("--backend", default=d.backend,
+                   help=f"inference backend: auto | torch | torch-bf16 | ort | ort-int8 | ov | ov-int8 | trt (default: "
+                   f"{d.backend}: the fastest this CPU and install allow; a first start builds what it needs once)")
     p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows, 0.25..4 (default: {d.hop})")
     p.add_argument("--output", default=d.output, help="append result and event records to this JSONL file")
     p.add_argument("--fresh-output", dest="fresh_output", action="store_true",
@@ -104,7 +113,8 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--height", type=int, default=d.height, help=f"camera height asked for (default: {d.height})")
     p.add_argument("--fps", type=float, default=d.fps, help=f"camera frame rate asked for (default: {d.fps})")
     p.add_argument("--max-faces", type=int, default=d.max_faces, help=f"faces tracked at once (default: {d.max_faces})")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (default: library default)")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help="compute threads of the backend (default: every core this process may use: affinity, cgroup quota)")
     p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds")
 
 
@@ -255,8 +265,12 @@ def _bench(args: argparse.Namespace) -> int:
         run_bundle_bench(args.models, backend, args.seconds, args.student, args.json.replace(".json", "_bundle.json"),
                          threads=args.threads)
         return 0
+    if min(args.batches) < 1 or args.contention < 0 or args.repeats < 1:
+        raise ValueError(f"--batches must be >= 1 (got {args.batches}), --contention >= 0 (got {args.contention}), "
+                         f"--repeats >= 1 (got {args.repeats})")
     print("note: random weights (speed and agreement with torch fp32 do not depend on the values)")
-    run_bench(args.models, args.backends, args.repeats, args.json, cache_dir=args.cache_dir, threads=args.threads)
+    run_bench(args.models, args.backends, args.repeats, args.json, cache_dir=args.cache_dir, threads=args.threads,
+              batches=args.batches, contention=args.contention)
     return 0
 
 
@@ -265,10 +279,15 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bench", help="every backend x model size: latency, windows/s, memory, accuracy (table, JSON, PNG)")
     p.add_argument("--models", nargs="+", default=["base", "small", "tiny"], choices=["base", "small", "tiny"])
-    p.add_argument("--backends", nargs="+", choices=available_backends(),
-                   help="default: every backend available here (trt only with TensorRT and a GPU)")
+    p.add_argument("--backends", nargs="+", choices=[*available_backends(), "eager-reference"],
+                   help="default: every backend available here (trt only with TensorRT and a GPU), and "
+                   "eager-reference (our weights computed as the reference code does)")
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 2, 4],
+                   help="windows per call, i.e. faces at once (default: 1 2 4)")
+    p.add_argument("--contention", type=int, default=1,
+                   help="busy-loop processes beside a second batch-1 pass, for the slowdown column (default: 1; 0: skip)")
     p.add_argument("--repeats", type=int, default=10, help="interleaved repetitions per backend (default: 10)")
-    p.add_argument("--threads", type=int, help="intra-op threads for every backend (default: library default)")
+    p.add_argument("--threads", type=int, help="compute threads for every backend (default: every core this process may use)")
     p.add_argument("--cache-dir", help="where ONNX exports are cached (default: $SOCIALMAE_RT_CACHE or ~/.cache/socialmae_rt)")
     p.add_argument("--json", default="outputs/bench.json", help="JSON path; the chart goes beside it as .png")
     p.add_argument("--bundle", action="store_true",
@@ -329,9 +348,79 @@ def _add_build_engine(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_build_engine)
 
 
+def _prepare_backend(args: argparse.Namespace) -> int:
+    """Build now what a backend builds on its first start (export, IR, int8 calibration), and say what it made."""
+    import logging
+
+    from socialmae_rt.engines import create_backend
+    from socialmae_rt.runner import RunOptions, model_config_for, status_to_stderr
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.calibration_clips and args.backend not in ("ov-int8", "auto"):
+        raise ValueError(f"--calibration-clips calibrates int8 OpenVINO graphs: use it with --backend ov-int8 or auto, "
+                         f"not {args.backend}")
+    for clip in args.calibration_clips or ():
+        if not Path(clip).is_file():
+            raise FileNotFoundError(f"--calibration-clips: {clip}: no such file")
+    weights = " ".join(args.weights) if args.weights else None
+    options = RunOptions(weights=weights, model=args.model, backend=args.backend, threads=args.threads)
+    extra = {"calibration_clips": args.calibration_clips} if args.calibration_clips else {}
+    backend = create_backend(args.backend, weights, model_config_for(options), on_status=status_to_stderr,
+                             **({"threads": args.threads} if args.threads else {}), **extra)
+    for name, member in _members(backend):
+        print(f"{name}{backend_summary(member)}")
+    backend.close()
+    return 0
+
+
+def _members(backend) -> list:
+    members = getattr(backend, "members", None)
+    if members:
+        return [(f"{m.task}: ", m.backend) for m in members]
+    return [("", backend)]
+
+
+def gate_figures(outputs: dict[str, dict[str, float]]) -> str:
+    """What the int8 gate judged, per output: the lowest cosine, or for a binary output (one
+    logit) the largest probability difference."""
+    return ", ".join(f"{name} max prob diff {figures['max_prob_diff']:.4f}" if "max_prob_diff" in figures
+                     else f"{name} cos >= {figures['min_cosine']:.5f}" for name, figures in outputs.items())
+
+
+def backend_summary(backend) -> str:
+    """One line per backend: what it is and what it was built into; the int8 gate's figures."""
+    info = backend.info
+    line = f"{info.name} ({info.precision}, {info.device}), weights {info.weights}"
+    ir = getattr(backend, "ir", None)
+    if ir is not None:
+        line += f"\n  OpenVINO IR: {ir.directory}"
+        for mode, outputs in ir.manifest.get("int8_accuracy", {}).items():
+            line += f"\n  int8 {mode} vs fp32 on held-out windows: {gate_figures(outputs)}"
+    export = getattr(backend, "export", None)
+    if export is not None and ir is None:
+        line += f"\n  ONNX export: {export.directory}"
+    return line
+
+
+def _add_prepare_backend(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prepare-backend", help="build what a backend needs before the first run (export, OpenVINO IR, int8 calibration)",
+        description="Build now, with progress, what a backend would otherwise build on its first start: the ONNX "
+        "export, the OpenVINO IR, the int8 graphs (calibrated on the bundled sample clip or on your own clips, "
+        "checked against fp32 on held-out windows), TensorRT plans. Later runs with the same weights load them in "
+        "seconds. Prints where they are and, for int8, how close they stay to fp32.")
+    p.add_argument("--backend", default="auto", help="auto (default), ov-int8, ov, ort-int8, ort, trt, ...")
+    p.add_argument("--weights", nargs="+", metavar="W", help="as for run (default: random weights)")
+    p.add_argument("--model", default="base", choices=["base", "small", "tiny"], help="size when the weights do not say")
+    p.add_argument("--calibration-clips", nargs="+", metavar="CLIP",
+                   help="ov-int8: calibrate on these clips (a face and speech, >= 4 s each) instead of the sample clip")
+    p.add_argument("--threads", type=int, help="compute threads (default: every core this process may use)")
+    p.set_defaults(handler=_prepare_backend)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info, _add_run, _add_demo, _add_bench_pipeline, _add_bench_node, _add_bench, _add_soak, _add_export_onnx,
-    _add_build_engine,
+    _add_build_engine, _add_prepare_backend,
 ]
 
 
@@ -360,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    yield_idle_threads()  # before any subcommand imports torch
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

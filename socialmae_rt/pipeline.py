@@ -331,6 +331,15 @@ class Pipeline:
         while not stop.wait(self.config.status_interval_s):
             self._write_status(sources)
 
+    def close(self) -> None:
+        """Release the face detector and the backend once the pipeline has stopped: an unreleased
+        MediaPipe graph keeps its threads, and a process that builds many pipelines (the test
+        suite) crashed in the garbage collector with dozens left over."""
+        close = getattr(self.tracker, "close", None)
+        if close is not None:
+            close()
+        self.backend.close()
+
     def reset(self) -> None:
         with self._lock:
             self.buffer.reset()

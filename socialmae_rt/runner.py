@@ -39,7 +39,7 @@ class RunOptions:
     # None = random (warned)
     weights: str | None = None
     model: str = "base"  # size when weights do not say: base | small | tiny
-    backend: str = "torch"
+    backend: str = "auto"  # the fastest this CPU and install allow (engines/auto.py), or a name
     hop: float = 0.5
     output: str | None = None  # JSONL file, appended to
     fresh_output: bool = False  # start the JSONL file afresh instead of appending
@@ -49,7 +49,7 @@ class RunOptions:
     fps: float | None = 30.0
     max_faces: int = 4
     max_frame_side: int = DEFAULT_MAX_FRAME_SIDE  # larger frames (pixels, longest side) are scaled down at capture
-    threads: int | None = None  # torch intra-op threads (None: library default)
+    threads: int | None = None  # backend compute threads (None: every core this process may use)
     duration: float | None = None  # stop after this many seconds (live)
     quiet: bool = False  # no per-window line
     embedding: bool = False  # include the pooled embedding in records
@@ -67,7 +67,7 @@ class RunOptions:
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be >= 1 (or unset for the library default), got {self.threads}")
+            raise ValueError(f"threads must be >= 1 (or unset for every usable core), got {self.threads}")
         SchedulerConfig(hop_s=self.hop)  # a bad hop is refused here, before anything loads
         if self.weights is not None and not self.weights.strip():
             self.weights = None
@@ -140,14 +140,40 @@ def model_config_for(options: RunOptions) -> SocialMAEConfig | None:
     return None
 
 
-def build_pipeline(options: RunOptions, sinks: list, observers: tuple = ()) -> "Pipeline":
-    # Heavy imports (torch, MediaPipe) happen here, after the sources started capturing.
+# Backends that only load (seconds): made while the first window fills. Every other one may build
+# something the first time (an ONNX export, OpenVINO IR, int8 calibration, TensorRT plans: minutes).
+LOAD_ONLY_BACKENDS = ("torch", "torch-bf16")
+
+
+def status_to_stderr(message: str) -> None:
+    print(f"socialmae-rt: {message}", file=sys.stderr, flush=True)
+
+
+def make_backend(options: RunOptions, on_status=status_to_stderr):
     from socialmae_rt.engines import create_backend
+
+    backend_options: dict[str, Any] = {"on_status": on_status}
+    if options.threads is not None:
+        backend_options["threads"] = options.threads
+    return create_backend(options.backend, options.weights, model_config_for(options), **backend_options)
+
+
+def backend_before_capture(options: RunOptions, on_status=status_to_stderr):
+    """The backend, made now when it may have to build first, so that no live input is captured
+    and dropped while it builds; None for backends that load in seconds (made while the first
+    window fills)."""
+    if options.backend in LOAD_ONLY_BACKENDS:
+        return None
+    return make_backend(options, on_status)
+
+
+def build_pipeline(options: RunOptions, sinks: list, observers: tuple = (), backend=None) -> "Pipeline":
+    """The pipeline, on `backend` if one was made already (backend_before_capture)."""
+    # Heavy imports (torch, MediaPipe) happen here, after the sources started capturing.
     from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
     from socialmae_rt.pipeline import Pipeline, PipelineConfig
 
-    backend_options: dict[str, Any] = {} if options.threads is None else {"threads": options.threads}
-    backend = create_backend(options.backend, options.weights, model_config_for(options), **backend_options)
+    backend = backend or make_backend(options)
     detector = FaceDetector(FaceDetectorConfig(max_faces=options.max_faces))
     tracker = FaceTracker(detector, TrackerConfig(max_tracks=options.max_faces))
     config = PipelineConfig(hop_s=options.hop, include_embedding=options.embedding, postprocess=options.postprocess)
@@ -240,21 +266,32 @@ def check_long_enough(sources: list) -> None:
 
 
 def _run(options: RunOptions, out: TextIO, stop: threading.Event, running: threading.Event) -> dict[str, Any]:
-    sources = start_capture(open_sources(build_sources(options)))
-    offline = runs_offline(sources)
+    opened = open_sources(build_sources(options))
     sinks: list = []
+    backend = None
+    try:
+        check_long_enough(opened)
+        # Outputs open before the backend builds: a bad --output fails in a second, not after minutes.
+        sinks += output_sinks(options, out)
+        backend = backend_before_capture(options)
+    except BaseException:
+        close_all(opened)
+        for sink in sinks:
+            sink.close()
+        raise
+    sources = start_capture(opened)
     if not options.quiet:
         # Offline files are stamped from 0; live stamps are monotonic, so the line counts from the first.
         duration = getattr(sources[0], "duration_s", None)
-        sinks.append(ConsoleSink(out, origin_ns=0 if offline else None, duration_s=duration))
+        sinks.insert(0, ConsoleSink(out, origin_ns=0 if runs_offline(sources) else None, duration_s=duration))
     try:
-        check_long_enough(sources)
-        sinks += output_sinks(options, out)
-        pipeline = build_pipeline(options, sinks)
+        pipeline = build_pipeline(options, sinks, backend=backend)
     except BaseException:
         close_all(sources)
         for sink in sinks:
             sink.close()
+        if backend is not None:
+            backend.close()
         raise
     out.write(backend_line(pipeline.backend, options))
     running.set()
@@ -263,6 +300,7 @@ def _run(options: RunOptions, out: TextIO, stop: threading.Event, running: threa
     finally:
         for sink in sinks:
             sink.close()
+        pipeline.close()
     status = pipeline.status(sources)
     out.write(summary_line(status, options.output))
     return status

@@ -26,7 +26,7 @@ class SoakOptions:
     source: str
     minutes: float = 60.0
     model: str = "tiny"
-    backend: str = "torch"
+    backend: str = "auto"
     weights: str | None = None
     hop: float = 0.5
     threads: int | None = None
@@ -98,8 +98,9 @@ def run_soak(options: SoakOptions, out=None) -> dict[str, Any]:
                 out.flush()
                 next_print += 60.0
 
+    backend = pipeline.backend.info
     out.write(f"soak: {options.source} looped in real time for {options.minutes:g} min, {options.model} on "
-              f"{options.backend}, records to {options.output}\n")
+              f"{backend.name} ({backend.precision}), records to {options.output}\n")
     rss_start = rss_mib()
     sampler = threading.Thread(target=sample, name="soak-sampler", daemon=True)
     sampler.start()
@@ -118,7 +119,7 @@ def run_soak(options: SoakOptions, out=None) -> dict[str, Any]:
     after_first_minute = [s["rss_mib"] for s in samples if s["t_s"] >= 60.0]
     latency = np.array(counting.latency_ms) if counting.latency_ms else np.array([np.nan])
     report = {
-        "source": options.source, "model": options.model, "backend": options.backend, "minutes": elapsed / 60.0,
+        "source": options.source, "model": options.model, "backend": pipeline.backend.info.name, "minutes": elapsed / 60.0,
         "cpu": cpu_name(), "cores": cores(),
         "rss_mib": {"start": rss_start, "after_1_min": after_first_minute[0] if after_first_minute else None,
                     "end": rss_mib(), "max": max((s["rss_mib"] for s in samples), default=rss_start)},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,6 +19,25 @@ import av
 import av.codec.codec
 import numpy as np
 import pytest
+
+# The engine cache (ONNX exports, OpenVINO IR) of this test session: one folder shared by every
+# test and the commands they start, so the tiny model's graphs are built once per session and
+# never land in (or come from) the user's own ~/.cache/socialmae_rt.
+_SESSION_CACHE: "tempfile.TemporaryDirectory[str] | None" = None
+
+
+def pytest_configure(config) -> None:  # noqa: ANN001 (pytest hook)
+    global _SESSION_CACHE
+    if "SOCIALMAE_RT_CACHE" not in os.environ:
+        _SESSION_CACHE = tempfile.TemporaryDirectory(prefix="socialmae-rt-test-cache-")
+        os.environ["SOCIALMAE_RT_CACHE"] = _SESSION_CACHE.name
+
+
+def pytest_unconfigure(config) -> None:  # noqa: ANN001 (pytest hook)
+    if _SESSION_CACHE is not None:
+        os.environ.pop("SOCIALMAE_RT_CACHE", None)
+        _SESSION_CACHE.cleanup()
+
 
 # ---------------------------------------------------------------------------------------------
 # Media clips (capture tests)

@@ -1,10 +1,12 @@
 """The installed `socialmae-rt` console script, run as a user would."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, save_checkpoint
@@ -115,3 +117,23 @@ def test_options_are_checked_before_anything_loads(tmp_path, tone_wav):
     result = run_cli("run", "--source", str(tone_wav(0.5)), "--model", "tiny")
     assert result.returncode == 2
     assert "clip tone.wav is 0.5 s, shorter than the 4 s window: no window can be formed" in result.stderr
+
+
+def test_prepare_backend_builds_the_openvino_ir_and_says_where(tmp_path):
+    pytest.importorskip("openvino")
+    env = {**os.environ, "SOCIALMAE_RT_CACHE": str(tmp_path)}
+    result = subprocess.run([str(SCRIPT), "prepare-backend", "--backend", "ov", "--model", "tiny"], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ov (")
+    assert "exporting ONNX graphs" in result.stderr
+    ir_line = next(line for line in result.stdout.splitlines() if "OpenVINO IR:" in line)
+    assert (Path(ir_line.split("OpenVINO IR:")[1].strip()) / "audiovisual.xml").is_file()
+
+
+def test_prepare_backend_refuses_calibration_clips_for_other_backends(tmp_path):
+    result = run_cli("prepare-backend", "--backend", "ort", "--calibration-clips", str(tmp_path / "a.mp4"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "socialmae-rt prepare-backend: error: --calibration-clips calibrates int8 OpenVINO graphs: use it with "
+        "--backend ov-int8 or auto, not ort"]

@@ -251,7 +251,7 @@ def test_live_audio_source_ending_mid_run_switches_to_video_only_and_says_why(tm
     assert all(r.face_id == 1 for r in records)
 
 
-@pytest.mark.parametrize("name", ["ort", "ort-int8", "torch-bf16"])
+@pytest.mark.parametrize("name", ["ort", "ort-int8", "torch-bf16", "ov"])
 def test_pipeline_runs_any_backend_by_name_and_agrees_with_torch(tmp_path, detector, face_photo, name):
     clip = write_clip(tmp_path / "b.mp4", 5.0, lambda t: 1, 5.0, face_photo)
     outputs = {}
@@ -381,3 +381,13 @@ def test_a_frame_that_breaks_the_tracker_is_dropped_and_capture_goes_on(tmp_path
     pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
     assert [r.window_end_ns / NS_PER_SECOND for r in sink.results] == [4.0, 4.5, 5.0]
     assert pipeline.status()["dropped"] == {"ingest ValueError": 1}
+
+
+def test_close_releases_the_face_detector_and_the_backend():
+    detector = FaceDetector(FaceDetectorConfig())
+    backend = create_backend("torch", None, TINY)
+    pipeline = Pipeline(backend, FaceTracker(detector, TrackerConfig()), [MemorySink()], PipelineConfig())
+    assert detector._solution is not None and backend.model is not None
+    pipeline.close()
+    assert detector._solution is None  # the MediaPipe graph and its threads are gone
+    assert backend.model is None

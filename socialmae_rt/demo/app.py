@@ -32,6 +32,7 @@ from socialmae_rt.messages import NS_PER_SECOND, SourceState, VideoFrame
 from socialmae_rt.postprocess import PostprocessConfig
 from socialmae_rt.runner import (
     RunOptions,
+    backend_before_capture,
     build_pipeline,
     build_sources,
     close_all,
@@ -70,7 +71,7 @@ class DemoOptions:
     mic: str | None = "default"  # microphone index or name substring; "none" = no microphone
     weights: str | None = None
     model: str = "base"
-    backend: str = "torch"
+    backend: str = "auto"
     hop: float = 0.5
     max_faces: int = 4
     threads: int | None = None
@@ -334,7 +335,13 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
     out = out or sys.stdout  # looked up now, not bound at import
     run_options = options.run_options()
     failed: list = []
-    sources = start_capture(open_sources(build_sources(run_options), failed))
+    opened = open_sources(build_sources(run_options), failed)
+    try:
+        backend = backend_before_capture(run_options)  # a first build happens before capture starts
+    except BaseException:
+        close_all(opened)
+        raise
+    sources = start_capture(opened)
     notices = _startup_notices(options, failed, sources)
     for notice in notices:
         out.write(f"socialmae-rt demo: {notice}\n")
@@ -343,7 +350,7 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
     window = None
     try:
         sinks += output_sinks(run_options, out)
-        pipeline = build_pipeline(run_options, sinks, observers=(board,))
+        pipeline = build_pipeline(run_options, sinks, observers=(board,), backend=backend)
         board.tracker = pipeline.tracker
         if not options.headless:
             window = DemoWindow(options.window_name)
@@ -351,6 +358,8 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
         close_all(sources)
         for sink in sinks:
             sink.close()
+        if backend is not None:
+            backend.close()
         raise
     stop = threading.Event()
     view = DemoView(options, board, pipeline, sources, notices, window, stop, out)
@@ -377,6 +386,7 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
         finally:
             for sink in sinks:
                 sink.close()
+            pipeline.close()
     status = pipeline.status(sources)
     span = view.drawn_at[-1] - view.drawn_at[0] if len(view.drawn_at) > 1 else 0.0
     rate = (view.frames_drawn - 1) / span if span > 0 else 0.0

@@ -86,6 +86,12 @@ class FaceTracker:
         self._next_id = 1
         self._frames_seen = 0
 
+    def close(self) -> None:
+        """Release the detector (a MediaPipe graph and its threads), where it can be released."""
+        close = getattr(self.detector, "close", None)
+        if close is not None:
+            close()
+
     def update(self, frame: VideoFrame) -> list[FaceCrop]:
         """Track faces in `frame`; crops for the tracks matched on this frame, [] between detections."""
         is_detection_frame = self._frames_seen % self.config.detect_every_n_frames == 0

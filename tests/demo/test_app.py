@@ -38,7 +38,8 @@ def sample(tmp_path_factory):
 @pytest.fixture(scope="module")
 def headless_run(sample, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("demo")
-    options = DemoOptions(source=str(sample.path), headless=True, model="tiny", record=str(out_dir / "demo.mp4"),
+    options = DemoOptions(source=str(sample.path), headless=True, model="tiny", backend="torch",
+                          record=str(out_dir / "demo.mp4"),
                           output=str(out_dir / "records.jsonl"), snapshot=str(out_dir / "shot.png"),
                           snapshot_at=SNAPSHOT_AT)
     printed = io.StringIO()
@@ -97,7 +98,8 @@ def test_the_snapshot_shows_the_face_box_and_the_bars_of_the_newest_record(headl
     assert np.array_equal(shot[400:470, 10:60], frame[400:470, 10:60])
 
     # The box is where the detector finds the face (on the tracker's last detection frame).
-    boxes = FaceDetector(FaceDetectorConfig()).detect(source[index - index % 3])
+    with FaceDetector(FaceDetectorConfig()) as detector:
+        boxes = detector.detect(source[index - index % 3])
     assert len(boxes) == 1
     box = boxes[0]
     colour = np.array(renderer.config.face_colour(1))
@@ -178,7 +180,7 @@ def test_a_camera_that_cannot_be_opened_leaves_a_notice_and_the_microphone_goes_
     try:
         run = subprocess.run(
             [sys.executable, "-m", "socialmae_rt.cli", "demo", "--camera", "/dev/video-missing", "--mic", "demomic",
-             "--headless", "--model", "tiny", "--duration", "7", "--record", str(out / "a.mp4"),
+             "--headless", "--model", "tiny", "--backend", "torch", "--duration", "7", "--record", str(out / "a.mp4"),
              "--output", str(out / "r.jsonl"), "--snapshot", str(out / "a.png"), "--snapshot-at", "6"],
             env=server.env, capture_output=True, text=True, timeout=120)
     finally:

@@ -31,8 +31,14 @@ def record(face_id, end_ms, modality="audiovisual"):
                             personality=None, window_fill=1.0, latency=Latency(1.0, 2.0, 3.0))
 
 
-def test_a_box_is_drawn_only_while_its_face_was_seen_lately(face_frame):
+@pytest.fixture
+def tracker():
     tracker = FaceTracker(FaceDetector(FaceDetectorConfig()), TrackerConfig(detect_every_n_frames=1))
+    yield tracker
+    tracker.close()
+
+
+def test_a_box_is_drawn_only_while_its_face_was_seen_lately(face_frame, tracker):
     board = PerceptionBoard(tracker)
     empty = np.full_like(face_frame, 90)
     tracker.update(VideoFrame(face_frame, 0))

@@ -1,14 +1,17 @@
-"""The benchmark's pieces: peaks are measured, the table and chart render what they are given."""
+"""The benchmark's pieces: peaks are measured, rows carry every column, the table and chart render them."""
 
 import numpy as np
+import pytest
 
-from socialmae_rt.engines.bench import format_table, matmul_peaks, plot
+from socialmae_rt.engines.bench import bench_size, busy_loops, format_table, matmul_peaks, plot, _speedups
 
 
-def row(backend, actual, median, size="tiny"):
-    return {"size": size, "backend": backend, "actual": actual, "median_s": median, "p95_s": median * 1.1,
-            "windows_per_s": 1 / median, "speedup_vs_torch_fp32": 0.2 / median, "floor_s": 0.05, "x_floor": median / 0.05,
-            "cosine_logits": 0.99998, "max_abs_logits": 2e-3, "load_s": 0.3, "peak_rss_mb": 120.0, "gflop": 23.0}
+def row(backend, actual, median, size="tiny", batch=1, **extra):
+    return {"size": size, "backend": backend, "actual": actual, "batch": batch, "median_s": median * batch,
+            "p95_s": median * batch * 1.1, "per_window_s": median, "windows_per_s": 1 / median,
+            "speedup_vs_torch_fp32": 0.2 / median, "speedup_vs_reference": 0.25 / median, "floor_s": 0.05,
+            "x_floor": median / 0.05, "cosine_logits": 0.99998, "max_abs_logits": 2e-3, "load_s": 0.3,
+            "peak_rss_mb": 120.0, "gflop": 23.0, **extra}
 
 
 def test_matmul_peaks_are_positive_and_finite():
@@ -18,14 +21,62 @@ def test_matmul_peaks_are_positive_and_finite():
 
 
 def test_table_names_fallbacks_and_figures():
-    table = format_table([row("torch", "torch", 0.2), row("trt", "ort", 0.1)])
+    table = format_table([row("torch", "torch", 0.2, slowdown=1.4), row("trt", "ort", 0.1), row("ov", "ov", 0.05, batch=4)])
     lines = table.splitlines()
-    assert lines[0].split()[:3] == ["size", "backend", "median"]
-    assert lines[2].startswith("tiny   torch") and " 1.00 " in lines[2]
+    assert lines[0].split()[:4] == ["size", "backend", "B", "s/window"]
+    assert lines[2].startswith("tiny   torch") and " 1.00 " in lines[2] and " 1.40 " in lines[2]
     assert "trt->ort" in lines[3] and " 2.00 " in lines[3] and "0.99998" in lines[3]
+    assert lines[4].split()[:4] == ["tiny", "ov", "4", "0.050"]
+    assert "x busy: slowdown" in lines[-1]
+
+
+def test_speedups_compare_rows_of_the_same_batch():
+    rows = [row("torch", "torch", 0.4), row("eager-reference", "eager-reference", 0.5), row("ov", "ov", 0.1),
+            row("torch", "torch", 0.3, batch=2), row("ov", "ov", 0.05, batch=2)]
+    _speedups(rows, "tiny")
+    assert rows[2]["speedup_vs_torch_fp32"] == pytest.approx(4.0) and rows[2]["speedup_vs_reference"] == pytest.approx(5.0)
+    assert rows[4]["speedup_vs_torch_fp32"] == pytest.approx(6.0) and rows[4]["speedup_vs_reference"] is None
+
+
+def test_busy_loops_run_while_inside_and_are_gone_after():
+    with busy_loops(2) as loops:
+        assert len(loops) == 2 and all(loop.poll() is None for loop in loops)
+    assert all(loop.returncode is not None for loop in loops)
 
 
 def test_chart_is_written(tmp_path):
     path = tmp_path / "bench.png"
-    plot([row("torch", "torch", 0.2), row("ort-int8", "ort-int8", 0.1)], {"fp32": 100.0}, {"cpu": "cpu", "cores": 2}, path)
+    rows = [row("torch", "torch", 0.2, contended_median_s=0.3, contention=1), row("ort-int8", "ort-int8", 0.1)]
+    plot(rows, {"fp32": 100.0}, {"cpu": "cpu", "cores": 2}, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_one_size_gives_every_backend_at_every_batch_and_the_contended_pass(tmp_path):
+    pytest.importorskip("openvino")
+    rows = bench_size("tiny", ["torch", "eager-reference", "ov"], repeats=1, cache_dir=str(tmp_path), threads=None,
+                      batches=(1, 2), contention=1)
+    assert [(r["backend"], r["batch"]) for r in rows] == [
+        ("torch", 1), ("eager-reference", 1), ("ov", 1), ("torch", 2), ("eager-reference", 2), ("ov", 2)]
+    for r in rows:
+        assert r["per_window_s"] == pytest.approx(r["median_s"] / r["batch"]) and r["peak_rss_mb"] > 50
+        assert r["cosine_logits"] > 0.99
+        assert ("slowdown" in r) == (r["batch"] == 1)
+    assert rows[1]["max_abs_logits"] < 1e-3  # the reference arithmetic: same numbers
+    assert rows[2]["arithmetic"] in ("bf16", "fp32")
+
+
+def test_an_int8_engine_refused_by_its_gate_is_left_out_and_the_rest_measured(tmp_path, monkeypatch, capsys):
+    from socialmae_rt.engines import bench
+    from socialmae_rt.engines.openvino_ir import Int8AccuracyError
+
+    real = bench.make_backend
+
+    def gate_refuses_int8(name, *args):
+        if name == "ov-int8":
+            raise Int8AccuracyError("int8 graphs refused: audiovisual emotion cosine 0.95", {})
+        return real(name, *args)
+
+    monkeypatch.setattr(bench, "make_backend", gate_refuses_int8)
+    rows = bench_size("tiny", ["torch", "ov-int8"], repeats=1, cache_dir=str(tmp_path), threads=None, contention=0)
+    assert [r["backend"] for r in rows] == ["torch"]
+    assert "ov-int8 left out: int8 graphs refused: audiovisual emotion cosine 0.95" in capsys.readouterr().out

@@ -149,7 +149,7 @@ def test_factory_exports_a_checkpoint_once_and_reuses_it(tmp_path, model, caplog
 
 def test_factory_needs_int8_graphs_in_a_given_export(tmp_path, model):
     plain = export_onnx(model, tmp_path / "plain")
-    with pytest.raises(ExportError, match="no int8 graphs; make them with `socialmae-rt export-onnx --int8`"):
+    with pytest.raises(ExportError, match=r"no int8 graphs with 7-bit weights .*; make them with `socialmae-rt export-onnx --int8`"):
         create_backend("ort-int8", plain.directory)
     assert create_backend("ort", plain.directory, threads=1).info.name == "ort"
 

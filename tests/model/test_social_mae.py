@@ -119,3 +119,30 @@ def test_gradients_flow(small_config, inputs):
 def test_bad_inputs_raise_one_clear_error(model, kwargs, error, message):
     with pytest.raises(error, match=message):
         model.predict(**kwargs)
+
+
+@torch.no_grad()
+def test_patch_embeddings_equal_the_reference_convolutions(model, inputs):
+    """patchify + matmul is the kernel = stride convolution of the reference, to float rounding."""
+    audio, video = inputs
+    conv_audio = model.patch_embed_a.proj(audio.unsqueeze(1).transpose(2, 3))  # [B, D, F/p, T/p]
+    conv_video = model.patch_embed_v.proj(video)  # [B, D, H/p, W/p, T/s]
+    expected_audio = conv_audio.flatten(2).transpose(1, 2)  # [B, Na, D]
+    expected_video = conv_video.flatten(2).transpose(1, 2)  # [B, Nv, D]
+    torch.testing.assert_close(model.patch_embed_a(audio), expected_audio, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.patch_embed_v(video), expected_video, rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_patch_embeddings_keep_token_order_for_non_square_grids(small_config):
+    """Unequal grid sizes (mel rows vs time columns, space vs time) would show a swapped axis."""
+    from dataclasses import replace
+
+    config = replace(small_config, audio_length=96, num_mel_bins=32, image_size=48, num_frames=6, temporal_stride=3)
+    model = SocialMAE(config).eval()
+    audio = torch.randn(3, 96, 32)
+    video = torch.randn(3, 3, 48, 48, 6)
+    expected_audio = model.patch_embed_a.proj(audio.unsqueeze(1).transpose(2, 3)).flatten(2).transpose(1, 2)
+    expected_video = model.patch_embed_v.proj(video).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(model.patch_embed_a(audio), expected_audio, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.patch_embed_v(video), expected_video, rtol=1e-5, atol=1e-5)

@@ -180,7 +180,7 @@ def test_node_runs_a_task_bundle_and_every_record_carries_all_tasks(context, spi
     probe.create_subscription(DiagnosticArray, "/diagnostics", got["diagnostics"].append, 10)
     node = SocialPerceptionNode(context=context, parameter_overrides=[
         Parameter("source", value=str(clip)), Parameter("weights", value=str(bundle_dir)),
-        Parameter("hop", value=1.0), Parameter("realtime", value=True)])
+        Parameter("hop", value=1.0), Parameter("realtime", value=True), Parameter("backend", value="torch")])
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     executor.add_node(probe)
@@ -201,7 +201,7 @@ def test_node_runs_a_task_bundle_and_every_record_carries_all_tasks(context, spi
     for task in ("emotion", "laughter", "personality"):
         out = tmp_path / f"{task}.jsonl"
         assert main(["run", "--source", str(clip), "--weights", str(bundle_dir / f"{task}.safetensors"),
-                     "--hop", "1.0", "--output", str(out), "--quiet"]) == 0
+                     "--hop", "1.0", "--backend", "torch", "--output", str(out), "--quiet"]) == 0
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         alone[task] = [row for row in rows if row["schema"] == "socialmae_rt.result/1"]
     first_end = records[0]["window_end_ns"]

@@ -129,7 +129,9 @@ def test_torchrun_two_processes_keep_identical_weights_and_resume_inside_an_epoc
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_"))}
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                           "--master_port", str(29500 + os.getpid() % 1000), str(script)],
-                         env=env, capture_output=True, text=True, timeout=180)
+                         env=env, capture_output=True, text=True, timeout=180,
+                         # its own process group: the elastic agent signals its group when it shuts down
+                         start_new_session=True)
     assert run.returncode == 0, run.stderr[-3000:]
     weights = {f"{name}{r}": torch.load(tmp_path / f"{name}{r}.pt") for name in ("straight", "resumed") for r in (0, 1)}
     for key in ("straight1", "resumed0", "resumed1"):

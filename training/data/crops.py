@@ -82,6 +82,21 @@ class FaceTrackCropper:
         return Crops(frames, np.asarray([t for t, _, _ in chosen], dtype=np.float64), info)
 
 
+def largest_face_crops(cropper: FaceTrackCropper) -> Crops:
+    """The largest face's crop at every time any face was found, whatever its track.
+
+    At 2 fps a face that moves or leaves and returns breaks into several tracks; calibration
+    wants a face in every window, not one identity across the clip (`result()`)."""
+    best: dict[float, tuple[np.ndarray, float]] = {}
+    for track in cropper._tracks.values():
+        for time_s, crop, area in track:
+            if time_s not in best or area > best[time_s][1]:
+                best[time_s] = (crop, area)
+    times = sorted(best)
+    return Crops(_stack([best[t][0] for t in times], cropper.size), np.asarray(times, dtype=np.float64),
+                 {"crop": "face", "tracks": len(cropper._tracks)})
+
+
 def _stack(frames: list[np.ndarray], size: int) -> np.ndarray:
     if not frames:
         return np.zeros((0, size, size, 3), dtype=np.uint8)

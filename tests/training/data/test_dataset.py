@@ -116,7 +116,9 @@ def test_random_windows_are_seeded_by_epoch(prepared):
     assert windows(data) == first
     assert windows(WindowDataset(prepared, None, seed=2)) != first
 
-    loader = DataLoader(data, batch_size=4, num_workers=2, collate_fn=collate)
+    # spawned, not forked: this process may hold other libraries' thread pools (the whole suite
+    # runs in one process), and forking it crashed the suite at this line on a Zen 3 EPYC
+    loader = DataLoader(data, batch_size=4, num_workers=2, collate_fn=collate, multiprocessing_context="spawn")
     data.set_epoch(1)
     assert [tuple(w) for batch in loader for w in batch["window"].tolist()] == second  # the same in workers
 

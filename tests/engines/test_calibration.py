@@ -1,0 +1,47 @@
+"""Calibration windows: cut from real clips by the live reader, tracker and preprocessing."""
+
+import numpy as np
+import pytest
+
+from socialmae_rt.engines.calibration import calibration_windows
+from socialmae_rt.features import PreprocessConfig
+from socialmae_rt.sample_media import build_sample_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return build_sample_clip(tmp_path_factory.mktemp("clip") / "talk.mp4").path
+
+
+def test_windows_from_a_clip_with_a_face_and_speech(clip):
+    found = calibration_windows([clip], PreprocessConfig(), max_windows=100)
+    # the 20 s sample: a face in 0-8 s and 12-20 s (two tracks), windows 0.5 s apart ending on
+    # crops at least 4 s into each track: about 9 per track
+    assert 12 <= len(found) <= 22
+    assert found.audio.shape[1:] == (1024, 128) and found.video.shape[1:] == (3, 224, 224, 8)
+    assert found.audio.dtype == found.video.dtype == np.float32
+    assert np.isfinite(found.audio).all() and np.isfinite(found.video).all()
+    assert len({found.video[i].tobytes() for i in range(len(found))}) == len(found)  # distinct windows
+    assert found.sources[0].startswith("talk.mp4 ") and found.sources[0].endswith(f" {len(found)}")
+    calibrate, held_out = found.halves()
+    assert len(calibrate) + len(held_out) == len(found)
+    np.testing.assert_array_equal(held_out.video[0], found.video[1])
+
+
+def test_at_most_max_windows_spread_over_the_clip(clip):
+    everything = calibration_windows([clip], PreprocessConfig(), max_windows=100)
+    few = calibration_windows([clip], PreprocessConfig(), max_windows=3)
+    assert len(few) == 3
+    np.testing.assert_array_equal(few.video[0], everything.video[0])
+    np.testing.assert_array_equal(few.video[-1], everything.video[-1])
+
+
+def test_a_clip_without_a_face_gives_no_window_and_says_what_is_needed(write_clip):
+    clip = write_clip("noface.mp4", seconds=5.0)
+    with pytest.raises(ValueError, match="no audiovisual window .* visible face and sound"):
+        calibration_windows([clip.path], PreprocessConfig())
+
+
+def test_missing_clip_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.mp4"):
+        calibration_windows([tmp_path / "nowhere.mp4"], PreprocessConfig())
