@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model.config import SocialMAEConfig
 from socialmae_rt.model.social_mae import Modality
+
+# Progress lines for a person waiting on a build (the CLI prints them, the node logs them).
+StatusCallback = Callable[[str], None]
 
 # Which named inputs each modality's graph takes.
 MODE_INPUTS = {

@@ -12,13 +12,11 @@ from typing import Any, Callable
 from socialmae_rt.model.config import SocialMAEConfig
 from socialmae_rt.weights.bundle import parse_weights
 
-from .base import Backend
+from .base import Backend, StatusCallback
 from .engine_cache import cache_root
 
 log = logging.getLogger(__name__)
 
-
-StatusCallback = Callable[[str], None]
 
 
 def prepare_export(weights: str | Path | None, config: SocialMAEConfig | None, *, int8: bool = False,
@@ -145,7 +143,6 @@ def _openvino(kind: str) -> Callable[..., Backend]:
 
 TORCH_HINT = "pip install torch==2.13.0 (CPU) or a CUDA build"
 OPENVINO_HINT = "pip install openvino"
-INT8_HINT = "pip install nncf (or the project's [int8] extra)"
 ORT_HINT = "pip install onnxruntime (or onnxruntime-gpu for CUDA)"
 # name -> (constructor, the module it needs, install hint)
 _BACKENDS: dict[str, tuple[Callable[..., Backend], str, str]] = {

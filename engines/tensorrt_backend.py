@@ -37,6 +37,7 @@ from .base import (  # the shared checks: the TRT tests import them from here to
     BackendInfo,
     BackendOutput,
     NonFiniteOutputError,
+    StatusCallback,
     check_finite,
     check_inputs,
 )
@@ -57,7 +58,6 @@ INSTALL_HINT = (
     "pip install --extra-index-url https://pypi.nvidia.com tensorrt "
     "(TensorRT 10, needs an NVIDIA GPU and driver)"
 )
-StatusCallback = Callable[[str], None]
 
 
 class TensorRTUnavailable(RuntimeError):
