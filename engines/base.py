@@ -51,6 +51,11 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class Int8Refused(RuntimeError):
+    """Int8 graphs that stray too far from the fp32 model: not used, and the refusal is cached so
+    that the next start says so at once. `auto` and `bench` move on to the next backend."""
+
+
 class NonFiniteOutputError(FloatingPointError):
     """A backend produced NaN or Inf: the result is unusable and is never passed on."""
 

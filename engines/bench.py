@@ -37,7 +37,7 @@ from socialmae_rt.model.profile import count_gflops
 
 from .factory import create_backend
 from .onnx_export import compare_outputs, example_inputs
-from .openvino_ir import Int8AccuracyError
+from .base import Int8Refused
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | No
         started = time.perf_counter()
         try:
             created[name] = make_backend(name, config, cache_dir, threads)
-        except Int8AccuracyError as refused:  # a row we cannot have, not a failed benchmark
+        except Int8Refused as refused:  # a row we cannot have, not a failed benchmark
             print(f"  {size}: {name} left out: {refused}", flush=True)
             continue
         loads[name] = {"actual": created[name].info.name, "precision": created[name].info.precision,

@@ -53,8 +53,8 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
     Cached exports are found by the checkpoint file's hash (`onnx/sources/`), so a start with
     everything built never loads the torch model: faster, and its fp32 weights never take memory.
     """
-    from .onnx_export import (MANIFEST, ExportError, export_onnx, has_int8, load_export, quantize_export,
-                              weights_fingerprint)
+    from .onnx_export import (MANIFEST, ExportError, check_int8_refusal, export_onnx, has_int8, load_export,
+                              quantize_export, weights_fingerprint)
     from .torch_backend import RANDOM_WEIGHTS_WARNING, load_model
 
     if weights is not None and (Path(weights) / MANIFEST).is_file():
@@ -71,6 +71,8 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
         except ExportError as reason:
             log.warning("cached export for %s unusable (%s); exporting again", weights or "random weights", reason)
         else:
+            if int8:
+                check_int8_refusal(export)
             if not int8 or has_int8(export):
                 if weights is None:
                     log.warning(RANDOM_WEIGHTS_WARNING)
@@ -85,6 +87,7 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
             on_status(f"exporting ONNX graphs to {directory} (once per set of weights)")
         export = export_onnx(model, directory, preprocess, source=str(weights) if weights else "random")
     if int8 and not has_int8(export):
+        check_int8_refusal(export)
         if on_status is not None:
             on_status("quantizing the ONNX graphs to int8 (once per set of weights)")
         report = quantize_export(export, model)

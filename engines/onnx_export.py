@@ -30,7 +30,7 @@ from torch import nn
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
 
-from .base import MODE_INPUTS
+from .base import MODE_INPUTS, Int8Refused
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,11 @@ INT8_WEIGHT_BITS = 7  # see quantize_export
 
 class ExportError(RuntimeError):
     """An ONNX export that is missing, corrupt, or disagrees with the model it came from."""
+
+
+class OrtInt8Refused(ExportError, Int8Refused):
+    """The int8 graphs stray too far from torch fp32; the refusal is kept in the manifest
+    (`int8_refused`) so that the next start says so without quantising again."""
 
 
 class _ModeGraph(nn.Module):
@@ -312,7 +317,31 @@ def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosi
             "file": target.name, "sha256": sha256_file(target), "weight_bits": INT8_WEIGHT_BITS,
             "quantize_s": round(time.perf_counter() - started, 2),
         }
-    report = verify_export(export, model, "int8", atol=None, min_cosine=min_cosine) if model is not None else {}
+    try:
+        report = verify_export(export, model, "int8", atol=None, min_cosine=min_cosine) if model is not None else {}
+    except ExportError as refused:
+        for modality in MODE_INPUTS:
+            entry = export.manifest["graphs"][modality.value].pop("int8")
+            (export.directory / entry["file"]).unlink(missing_ok=True)
+        export.manifest["int8_refused"] = {"error": str(refused), **_refusal_key(min_cosine)}
+        write_manifest(export)
+        raise OrtInt8Refused(f"int8 graphs refused: {refused}") from refused
     export.manifest["int8_accuracy"] = report
+    export.manifest.pop("int8_refused", None)
     write_manifest(export)
     return report
+
+
+def _refusal_key(min_cosine: float) -> dict[str, Any]:
+    import onnxruntime
+
+    return {"weight_bits": INT8_WEIGHT_BITS, "min_cosine": min_cosine, "onnxruntime": onnxruntime.__version__}
+
+
+def check_int8_refusal(export: OnnxExport, min_cosine: float = MIN_ORT_INT8_COSINE) -> None:
+    """Raise OrtInt8Refused when this export's int8 graphs were refused before under the same
+    quantisation, bar and ONNX Runtime version."""
+    refused = export.manifest.get("int8_refused")
+    if refused is not None and all(refused.get(k) == v for k, v in _refusal_key(min_cosine).items()):
+        raise OrtInt8Refused(f"int8 graphs refused: {refused['error']} (cached in {export.directory / MANIFEST}; "
+                             f"`socialmae-rt export-onnx --int8` to try again)")

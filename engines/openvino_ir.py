@@ -35,7 +35,7 @@ import numpy as np
 from socialmae_rt.machine import CpuDescription
 from socialmae_rt.model import Modality
 
-from .base import MODE_INPUTS
+from .base import MODE_INPUTS, Int8Refused
 from .engine_cache import cache_root
 from .onnx_export import OnnxExport, read_manifest, sha256_file
 
@@ -66,7 +66,7 @@ class OpenVinoIRError(RuntimeError):
     """An IR that is missing, corrupt, or cannot be built."""
 
 
-class Int8AccuracyError(OpenVinoIRError):
+class Int8AccuracyError(OpenVinoIRError, Int8Refused):
     """The int8 IR strays too far from the fp32 model; it is not used, and the refusal is cached
     (`<kind>-<key>.refused.json`) so that the next start does not spend minutes learning it again."""
 

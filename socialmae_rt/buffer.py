@@ -209,6 +209,10 @@ class AVRingBuffer:
 
     def audio_problem(self, end_ns: int) -> str | None:
         """Why the audio of the window ending at `end_ns` is missing although it was delivered."""
+        start_ns = end_ns - seconds_to_ns(self.config.window_s)
+        if self.audio.origin_ns is not None and self.audio.origin_ns > start_ns:
+            return (f"audio began {(self.audio.origin_ns - start_ns) / NS_PER_SECOND:.2f} s into this window "
+                    f"(its stream started after the first data)")
         bad = self.audio.invalid_in(end_ns, self.config.window_samples)
         if not bad:
             return None

@@ -32,6 +32,16 @@ def test_audio_window_is_the_last_four_seconds():
     np.testing.assert_array_equal(window, np.arange(8000, 72000, dtype=np.float32))
 
 
+def test_a_window_that_starts_before_the_audio_stream_has_no_audio_and_says_why():
+    buf = AVRingBuffer()
+    for c in ramp_chunks(5.0, start_ns=seconds_to_ns(0.3)):  # the microphone began 0.3 s after the camera
+        buf.add_audio(c)
+    assert buf.audio_window(seconds_to_ns(4.0)) is None
+    assert buf.audio_problem(seconds_to_ns(4.0)) == ("audio began 0.30 s into this window "
+                                                     "(its stream started after the first data)")
+    assert buf.audio_window(seconds_to_ns(4.5)) is not None and buf.audio_problem(seconds_to_ns(4.5)) is None
+
+
 def test_nan_samples_count_as_missing_audio_only_in_the_windows_that_hold_them():
     buf = AVRingBuffer()
     for c in ramp_chunks(9.5):  # the ring keeps 6 s: [3.5, 9.5] at the end

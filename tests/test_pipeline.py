@@ -241,14 +241,24 @@ def test_live_audio_source_ending_mid_run_switches_to_video_only_and_says_why(tm
                MediaFileSource(MediaFileConfig(str(audio), realtime=True))]
     pipeline.run_live(sources)
     assert records, "no records"
-    first_video_only = next(i for i, r in enumerate(records) if r.modality == "video")
-    before, after = records[:first_video_only], records[first_video_only:]
-    assert before and all(r.modality == "audiovisual" and r.degraded is None for r in before)
-    assert all(r.modality == "video" for r in after)
-    assert all("ended" in r.degraded for r in after)  # e.g. "mic.wav ended: end of file ..."
-    # Live stamps are monotonic: audio covers the first 5.5 s, so windows ending 4.0 .. 5.5 s hear it.
-    assert (records[first_video_only].window_end_ns - records[0].window_end_ns) / NS_PER_SECOND >= 1.0
     assert all(r.face_id == 1 for r in records)
+    # Live stamps are monotonic and each source stamps its own start: on a loaded machine the
+    # microphone may begin a little after the camera. A window hears audio exactly when the
+    # delivered audio covers it; one that does not says why.
+    heard_from, heard_until = pipeline.buffer.audio.origin_ns, pipeline.buffer.audio_until_ns
+    assert (heard_until - heard_from) / NS_PER_SECOND == pytest.approx(5.5, abs=0.05)
+    window_ns = seconds_to_ns(4.0)
+    for r in records:
+        covered = heard_from <= r.window_end_ns - window_ns and r.window_end_ns <= heard_until
+        if covered:
+            assert r.modality == "audiovisual" and r.degraded is None, r
+        elif r.window_end_ns > heard_until:
+            assert r.modality == "video" and "mic.wav ended" in r.degraded, r
+        else:
+            assert r.modality == "video" and "audio began" in r.degraded, r
+    modalities = [r.modality for r in records if r.window_end_ns - window_ns >= heard_from]
+    assert "audiovisual" in modalities and modalities[-1] == "video"
+    assert modalities == sorted(modalities)  # audiovisual ..., then video ... once the audio ended
 
 
 @pytest.mark.parametrize("name", ["ort", "ort-int8", "torch-bf16", "ov"])

@@ -20,10 +20,12 @@ TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, ext
 @pytest.mark.parametrize("cpu, installed, first", [
     (AMX, EVERYTHING, "ov-int8"),
     (ZEN4, EVERYTHING, "ov-int8"),
-    (AVX2, EVERYTHING, "ov"),  # no int8 dot products
+    (AVX2, EVERYTHING, "ort-int8"),  # no int8 dot products, no bf16: OpenVINO would run fp32
+    (AVX2, Installed(openvino=True, nncf=True, onnxruntime=False, tensorrt_gpu=False), "ov"),
     (AMX, Installed(openvino=True, nncf=False, onnxruntime=True, tensorrt_gpu=False), "ov"),  # nothing builds int8
-    (AMX, Installed(openvino=False, nncf=False, onnxruntime=True, tensorrt_gpu=False), "torch-bf16"),
-    (AVX2, Installed(openvino=False, nncf=False, onnxruntime=True, tensorrt_gpu=False), "ort"),
+    (AMX, Installed(openvino=False, nncf=False, onnxruntime=True, tensorrt_gpu=False), "ort-int8"),
+    (AMX, Installed(openvino=False, nncf=False, onnxruntime=False, tensorrt_gpu=False), "torch-bf16"),
+    (AVX2, Installed(openvino=False, nncf=False, onnxruntime=True, tensorrt_gpu=False), "ort-int8"),
     (AVX2, Installed(openvino=False, nncf=False, onnxruntime=False, tensorrt_gpu=False), "torch"),
     (AVX2, Installed(openvino=True, nncf=True, onnxruntime=True, tensorrt_gpu=True), "trt"),
 ])
@@ -35,7 +37,12 @@ def test_choice_follows_cpu_and_install(cpu, installed, first):
 
 
 def test_full_order_on_an_amx_xeon():
-    assert [name for name, _ in candidates(AMX, EVERYTHING)] == ["ov-int8", "ov", "torch-bf16", "ort", "torch"]
+    assert [name for name, _ in candidates(AMX, EVERYTHING)] == ["ov-int8", "ov", "ort-int8", "torch-bf16", "ort",
+                                                                 "torch"]
+
+
+def test_full_order_on_an_avx2_only_cpu():
+    assert [name for name, _ in candidates(AVX2, EVERYTHING)] == ["ort-int8", "ov", "ort", "torch"]
     assert "AMX" in choose_backend(AMX, EVERYTHING)[1] and "VNNI" in choose_backend(ZEN4, EVERYTHING)[1]
 
 
@@ -55,16 +62,21 @@ def test_a_refused_int8_build_falls_through_and_each_candidate_gets_its_own_opti
                      ("ov", ["cache_dir", "on_status", "threads"])]
 
 
-def test_auto_builds_a_real_backend_and_says_what_it_chose(tmp_path):
+@pytest.mark.parametrize("installed, name, said_first", [
+    (EVERYTHING, "ort-int8", "auto: ort-int8 (ONNX Runtime int8 (7-bit weights); no int8 dot products or bf16"),
+    (Installed(openvino=True, nncf=True, onnxruntime=False, tensorrt_gpu=False), "ov",
+     "auto: ov (OpenVINO, fp32; Core, 4 core(s), AVX2)"),
+])
+def test_auto_builds_a_real_backend_and_says_what_it_chose(tmp_path, installed, name, said_first):
     pytest.importorskip("openvino")
     torch.manual_seed(2)
     model = SocialMAE(TINY).eval()
     path = save_checkpoint(model, tmp_path / "tiny.safetensors")
     said = []
-    backend = create_backend("auto", path, cpu=AVX2, installed=EVERYTHING, cache_dir=tmp_path / "cache",
+    backend = create_backend("auto", path, cpu=AVX2, installed=installed, cache_dir=tmp_path / "cache",
                              on_status=said.append)
-    assert backend.info.name == "ov"
-    assert said[0].startswith("auto: ov (OpenVINO, fp32; Core, 4 core(s), AVX2)")
+    assert backend.info.name == name
+    assert said[0].startswith(said_first)
     rng = np.random.default_rng(0)
     audio = rng.standard_normal((1, 1024, 128)).astype(np.float32)
     with torch.no_grad():

@@ -8,8 +8,12 @@ import pytest
 import torch
 
 from socialmae_rt.engines import create_backend
-from socialmae_rt.engines.onnx_export import EXPORT_ATOL, ExportError, export_onnx, load_export, quantize_export
+from socialmae_rt.engines import onnx_export
+from socialmae_rt.engines.auto import Installed, create_auto_backend
+from socialmae_rt.engines.onnx_export import (EXPORT_ATOL, ExportError, OrtInt8Refused, export_onnx, load_export,
+                                              quantize_export)
 from socialmae_rt.engines.ort_backend import OrtBackend
+from socialmae_rt.machine import CpuDescription
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig, save_checkpoint
 
 TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1, "personality": 5})
@@ -152,6 +156,38 @@ def test_factory_needs_int8_graphs_in_a_given_export(tmp_path, model):
     with pytest.raises(ExportError, match=r"no int8 graphs with 7-bit weights .*; make them with `socialmae-rt export-onnx --int8`"):
         create_backend("ort-int8", plain.directory)
     assert create_backend("ort", plain.directory, threads=1).info.name == "ort"
+
+
+def test_a_refused_int8_export_is_remembered_and_auto_moves_on(tmp_path, model):
+    plain = export_onnx(model, tmp_path / "refused")
+    with pytest.raises(OrtInt8Refused, match="int8 graphs refused: int8 audiovisual graph disagrees with torch"):
+        quantize_export(plain, model, min_cosine=1.01)  # a bar nothing meets
+    manifest = json.loads((plain.directory / "manifest.json").read_text())
+    assert "int8" not in manifest["graphs"]["audio"] and not list(plain.directory.glob("*.int8.onnx"))
+    assert manifest["int8_refused"]["min_cosine"] == 1.01
+
+    # Refused at the default bar: the next start says so without quantising again.
+    path = save_checkpoint(model, tmp_path / "w.safetensors")
+    real_verify = onnx_export.verify_export
+
+    def gate_says_no(export, model, variant="fp32", **kwargs):
+        if variant == "int8":
+            raise ExportError("int8 audio graph disagrees with torch on emotion: cosine 0.5 < 0.99")
+        return real_verify(export, model, variant, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "verify_export", gate_says_no)
+        with pytest.raises(OrtInt8Refused):
+            create_backend("ort-int8", path, cache_dir=tmp_path / "cache", threads=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnx_export, "quantize_export", lambda *a, **k: pytest.fail("quantised again"))
+        with pytest.raises(OrtInt8Refused, match=r"cosine 0.5 < 0.99 \(cached in .*manifest.json"):
+            create_backend("ort-int8", path, cache_dir=tmp_path / "cache", threads=1)
+        plain_avx2 = CpuDescription("Core", frozenset({"avx2"}), 2)
+        only_ort = Installed(openvino=False, nncf=False, onnxruntime=True, tensorrt_gpu=False)
+        backend = create_auto_backend(create_backend, path, None, cpu=plain_avx2, installed=only_ort,
+                                      cache_dir=tmp_path / "cache", threads=1, on_status=lambda line: None)
+    assert backend.info.name == "ort" and backend.info.precision == "fp32"
 
 
 def test_modality_input_names_cover_every_mode(export):
