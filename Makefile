@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt setup.py scripts/install_system_deps.sh
 	scripts/install_system_deps.sh
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade "pip>=24" "setuptools>=77,<80"
-	$(VPY) -m pip install --quiet -c constraints.txt -e ".[ros,dev,int8]"
+	$(VPY) -m pip install --quiet -c constraints.txt -e ".[ros,dev,int8,triton,triton-server]"
 	$(VPY) -m pip check
 	touch $(STAMP)
 

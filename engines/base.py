@@ -9,7 +9,7 @@ import numpy as np
 
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model.config import SocialMAEConfig
-from socialmae_rt.model.social_mae import Modality
+from socialmae_rt.model.modality import Modality
 
 # Progress lines for a person waiting on a build (the CLI prints them, the node logs them).
 StatusCallback = Callable[[str], None]
@@ -54,6 +54,12 @@ class Backend(Protocol):
 class Int8Refused(RuntimeError):
     """Int8 graphs that stray too far from the fp32 model: not used, and the refusal is cached so
     that the next start says so at once. `auto` and `bench` move on to the next backend."""
+
+
+class BackendUnavailable(ConnectionError):
+    """A remote backend cannot be reached now (server down, network gone, timeout). Not a broken
+    window: the pipeline keeps capturing, counts the windows it could not run, says the backend is
+    down, and the backend tries again on later windows (with backoff)."""
 
 
 class NonFiniteOutputError(FloatingPointError):

@@ -197,9 +197,10 @@ def _arithmetic(name: str, backend) -> str:
 
 
 def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | None, threads: int | None,
-               batches: Sequence[int] = (1,), contention: int = 0) -> list[dict]:
+               batches: Sequence[int] = (1,), contention: int = 0, memory: bool = True) -> list[dict]:
     """Rows for one model size: every backend at every batch (interleaved), then batch 1 again
-    beside `contention` busy processes."""
+    beside `contention` busy processes. `memory`: each backend's peak RSS in a fresh child process
+    (seconds per backend; None when off)."""
     config = bench_config(size)
     gflops = count_gflops(SocialMAE(config).eval(), Modality.AUDIOVISUAL)
     inputs = example_inputs(config, batch=max(batches), seed=3)
@@ -216,7 +217,7 @@ def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | No
         loads[name] = {"actual": created[name].info.name, "precision": created[name].info.precision,
                        "load_s": getattr(created[name], "load_s", time.perf_counter() - started),
                        "arithmetic": _arithmetic(name, created[name]),
-                       "peak_rss_mb": peak_rss_mb(name, size, cache_dir, threads)}
+                       "peak_rss_mb": peak_rss_mb(name, size, cache_dir, threads) if memory else None}
     results = []
     for batch in batches:
         audio, video = inputs["audio"][:batch], inputs["video"][:batch]
@@ -335,7 +336,7 @@ def format_table(rows: list[dict]) -> str:
             f"{_cell(r.get('speedup_vs_reference'), '.2f'):>6} {_cell(r['floor_s'], '.3f'):>8} "
             f"{_cell(r['x_floor'], '.1f'):>7} {_cell(r.get('slowdown'), '.2f'):>6} "
             f"{_cell(r['cosine_logits'], '.5f'):>10} {_cell(r['max_abs_logits'], '.2e'):>8} "
-            f"{r['load_s']:>6.2f} {r['peak_rss_mb']:>8.0f}"
+            f"{r['load_s']:>6.2f} {_cell(r['peak_rss_mb'], '.0f'):>8}"
         )
     lines.append("s/window: median per window (batch time / B); x torch, x ref: speed-up vs torch fp32 and vs the "
                  "reference code's arithmetic at the same B; floor: GFLOP / this machine's matmul peak for the "

@@ -147,6 +147,7 @@ def _openvino(kind: str) -> Callable[..., Backend]:
 TORCH_HINT = "pip install torch==2.13.0 (CPU) or a CUDA build"
 OPENVINO_HINT = "pip install openvino"
 ORT_HINT = "pip install onnxruntime (or onnxruntime-gpu for CUDA)"
+TRITON_HINT = "pip install 'tritonclient[grpc,http]'"
 # name -> (constructor, the module it needs, install hint)
 _BACKENDS: dict[str, tuple[Callable[..., Backend], str, str]] = {
     "torch": (_torch("fp32"), "torch", TORCH_HINT),
@@ -161,8 +162,16 @@ _BACKENDS: dict[str, tuple[Callable[..., Backend], str, str]] = {
 
 
 def available_backends() -> list[str]:
-    """Every backend name create_backend takes, but `auto` (which picks one of these)."""
+    """Every local backend name create_backend takes (besides `auto`, which picks one of these, and
+    `triton`, a remote server)."""
     return list(_BACKENDS)
+
+
+def _needs(name: str, module: str, hint: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"backend {name!r} needs the '{module}' package: {hint}") from err
 
 
 def create_backend(
@@ -171,7 +180,8 @@ def create_backend(
     config: SocialMAEConfig | None = None,
     **options: Any,
 ) -> Backend:
-    """A backend by name: auto (engines/auto.py), torch, torch-bf16, ort, ort-int8, ov, ov-int8, trt.
+    """A backend by name: auto (engines/auto.py), torch, torch-bf16, ort, ort-int8, ov, ov-int8, trt,
+    triton (a Triton Inference Server holding our repository: engines/triton_backend.py).
 
     `weights`: a released .pth (sized by `config`), our .safetensors (carries its config), an ONNX
     export directory (ort, ort-int8, trt), None for random weights (a loud warning: outputs
@@ -189,13 +199,15 @@ def create_backend(
         from .auto import create_auto_backend
 
         return create_auto_backend(create_backend, weights, config, **options)
+    if name == "triton":
+        _needs("triton", "tritonclient", TRITON_HINT)
+        from .triton_backend import create_triton_backend
+
+        return create_triton_backend(spec, **options)
     if name not in _BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; available: auto, {', '.join(_BACKENDS)}")
+        raise ValueError(f"unknown backend {name!r}; available: auto, {', '.join(_BACKENDS)}, triton")
     make, module, hint = _BACKENDS[name]
-    try:
-        importlib.import_module(module)
-    except ImportError as err:
-        raise ImportError(f"backend {name!r} needs the '{module}' package: {hint}") from err
+    _needs(name, module, hint)
     if spec.is_bundle:
         from .bundle_backend import create_bundle_backend
 

@@ -20,7 +20,8 @@ Outputs (node namespace, reliable, depth 10):
   ~/personality     std_msgs/Float32MultiArray [O, C, E, A, N], labelled like ~/emotion
   ~/embedding       std_msgs/Float32MultiArray pooled encoder output (with `embedding:=true`)
   /diagnostics      diagnostic_msgs/DiagnosticArray at 1 Hz (WARN: a stream is missing or silent,
-                                               ERROR: no input at all)
+                                               or a remote backend is down; ERROR: no input at all,
+                                               or the backend down past its grace)
   /humans/faces/face<id>/expression  hri_msgs/Expression, when hri_msgs (ROS4HRI) is installed
 
 Stamps are the capture clock: header stamps of ROS inputs (ROS time), CLOCK_MONOTONIC for local
@@ -368,6 +369,10 @@ def health(status: dict[str, Any]) -> tuple[bytes, str]:
     """Diagnostic level and message from the pipeline status: ERROR when no input delivers at all,
     WARN when a stream is missing (silent topic, failed device, stalled audio), else OK."""
     sources = status["sources"]
+    down_s = status["backend"].get("down_s")
+    if down_s is not None:
+        level = DiagnosticStatus.ERROR if down_s > status["backend"]["down_grace_s"] else DiagnosticStatus.WARN
+        return level, f"backend down for {down_s:.0f} s: {status['backend']['down_reason']}"
     delivering = [s for s in sources if s["state"] in ("starting", "running")]
     trouble = [f"{s['name']} {s['state']}: {s['detail']}".rstrip(": ") for s in sources
                if s["state"] in ("silent", "failed")]

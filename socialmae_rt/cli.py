@@ -103,8 +103,19 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--model", default=d.model, choices=["base", "small", "tiny"],
                    help=f"model size when the weights do not say (default: {d.model})")
     p.add_argument("--backend", default=d.backend,
-                   help=f"inference backend: auto | torch | torch-bf16 | ort | ort-int8 | ov | ov-int8 | trt (default: "
-                   f"{d.backend}: the fastest this CPU and install allow; a first start builds what it needs once)")
+                   help=f"inference backend: auto | torch | torch-bf16 | ort | ort-int8 | ov | ov-int8 | trt | triton "
+                   f"(default: {d.backend}: the fastest this CPU and install allow; a first start builds what it "
+                   "needs once; triton: a Triton Inference Server, see --triton-url)")
+    p.add_argument("--triton-url", dest="triton_url", default=d.triton_url, metavar="HOST:PORT",
+                   help="--backend triton: the server (default: 127.0.0.1:8001 for grpc, :8000 for http)")
+    p.add_argument("--triton-protocol", dest="triton_protocol", default=d.triton_protocol, choices=["grpc", "http"],
+                   help=f"--backend triton: protocol (default: {d.triton_protocol})")
+    p.add_argument("--triton-model-prefix", dest="triton_model_prefix", default=d.triton_model_prefix,
+                   help=f"--backend triton: model names on the server, as given to export-triton "
+                   f"(default: {d.triton_model_prefix})")
+    p.add_argument("--triton-timeout", dest="triton_timeout", type=float, default=d.triton_timeout,
+                   help=f"--backend triton: seconds one request may take before the server counts as down "
+                   f"(default: {d.triton_timeout})")
     p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows, 0.25..4 (default: {d.hop})")
     p.add_argument("--output", default=d.output, help="append result and event records to this JSONL file")
     p.add_argument("--fresh-output", dest="fresh_output", action="store_true",
@@ -327,6 +338,146 @@ def _add_export_onnx(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_export_onnx)
 
 
+def _export_triton(args: argparse.Namespace) -> int:
+    import logging
+
+    from socialmae_rt.engines.triton_repository import TritonRepositoryConfig, export_triton
+    from socialmae_rt.runner import RunOptions, model_config_for
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    weights = " ".join(args.weights) if args.weights else None
+    config = TritonRepositoryConfig(platform=args.platform, max_batch_size=args.max_batch_size,
+                                    preferred_batch_sizes=tuple(args.preferred_batch_sizes),
+                                    max_queue_delay_us=args.max_queue_delay_us, instances=args.instances,
+                                    instance_kind=args.instance_kind, variant=args.variant,
+                                    model_prefix=args.model_prefix, threads=args.threads or 0)
+    manifest = export_triton(weights, args.out, config, model_config_for(RunOptions(weights=weights, model=args.model)),
+                             cache_dir=args.cache_dir, on_status=lambda message: print(message, flush=True))
+    print(f"Triton model repository in {args.out} ({config.platform}, max batch {config.max_batch_size}, "
+          f"preferred {list(config.preferred_batch_sizes)}, queue delay {config.max_queue_delay_us} us):")
+    for name, model in manifest["models"].items():
+        print(f"  {name}: {model['modality']}" + (f" ({model['task']})" if model["task"] else ""))
+    if config.platform == "python":
+        print(f"serve it here (CPU, the pytriton wheel's server): socialmae-rt serve-triton --repository {args.out}")
+    else:
+        print(f"serve it: docker run --gpus all --rm -p 8000:8000 -p 8001:8001 -v $(realpath {args.out}):/models "
+              "nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models")
+    return 0
+
+
+def _add_export_triton(sub: argparse._SubParsersAction) -> None:
+    from socialmae_rt.engines.triton_repository import INSTANCE_KINDS, PLATFORMS, TritonRepositoryConfig
+
+    d = TritonRepositoryConfig()
+    p = sub.add_parser(
+        "export-triton", help="write a Triton Inference Server model repository (one model per modality graph)",
+        description="Export the model (a checkpoint, an ONNX export, or a task bundle: one set of models per task) "
+        "as a Triton model repository: <prefix>[_<task>]_<audiovisual|audio|video>, each with a config.pbtxt "
+        "(inputs audio/video, outputs embedding and every head, dynamic batching) that records the weights' hashes "
+        "and the preprocessing, which `--backend triton` checks before it trusts the server.")
+    p.add_argument("--weights", nargs="+", metavar="W", help="released .pth, our .safetensors, an ONNX export "
+                   "directory, a bundle directory, or task=checkpoint entries (default: random weights)")
+    p.add_argument("--model", default="base", choices=["base", "small", "tiny"], help="size for a .pth or random weights")
+    p.add_argument("--out", required=True, help="the repository folder (created; models in it are replaced)")
+    p.add_argument("--platform", default=d.platform, choices=PLATFORMS,
+                   help="onnxruntime (default: Triton's ONNX Runtime backend, GPU or CPU), tensorrt (plans built "
+                   "here, for servers with this GPU model), python (our graph in Triton's Python backend: servers "
+                   "without the ONNX Runtime backend, such as the pytriton wheel's)")
+    p.add_argument("--max-batch-size", dest="max_batch_size", type=int, default=d.max_batch_size,
+                   help=f"windows per server execution (default: {d.max_batch_size})")
+    p.add_argument("--preferred-batch-sizes", dest="preferred_batch_sizes", type=int, nargs="+",
+                   default=list(d.preferred_batch_sizes), help=f"dynamic batching targets (default: "
+                   f"{' '.join(map(str, d.preferred_batch_sizes))})")
+    p.add_argument("--max-queue-delay-us", dest="max_queue_delay_us", type=int, default=d.max_queue_delay_us,
+                   help=f"how long the server may hold a request to form a batch (default: {d.max_queue_delay_us})")
+    p.add_argument("--instances", type=int, default=d.instances, help=f"model instances (default: {d.instances})")
+    p.add_argument("--instance-kind", dest="instance_kind", default=d.instance_kind, choices=INSTANCE_KINDS,
+                   help=f"where instances run (default: {d.instance_kind}; python platform: always KIND_CPU)")
+    p.add_argument("--variant", default=d.variant, choices=["fp32", "int8"],
+                   help="onnxruntime/python: the fp32 graphs (default) or the int8 ones (CPU servers)")
+    p.add_argument("--model-prefix", dest="model_prefix", default=d.model_prefix,
+                   help=f"model name prefix (default: {d.model_prefix}); clients pass it as --triton-model-prefix")
+    p.add_argument("--threads", type=int, help="python platform: onnxruntime threads per instance (default: its own)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="ONNX export cache (default: $SOCIALMAE_RT_CACHE or "
+                   "~/.cache/socialmae_rt)")
+    p.set_defaults(handler=_export_triton)
+
+
+def _serve_triton(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from socialmae_rt.engines.triton_server import LocalTritonServer
+
+    server = LocalTritonServer(args.repository, address=args.address, http_port=args.http_port,
+                               grpc_port=args.grpc_port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"starting tritonserver on {args.repository} ...", flush=True)
+    with server:
+        print(f"serving: grpc {server.grpc_url}, http {server.http_url}; log {server.log_path}; Ctrl-C stops",
+              flush=True)
+        try:
+            while not stop.wait(1.0):
+                if server.process.poll() is not None:
+                    print(f"tritonserver exited with {server.process.returncode}:\n{server.log_tail()}", flush=True)
+                    return 1
+        except KeyboardInterrupt:
+            pass
+    print("stopped", flush=True)
+    return 0
+
+
+def _add_serve_triton(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve-triton", help="run the tritonserver of the nvidia-pytriton wheel on a repository (CPU test server)",
+        description="Serve a repository written with `export-triton --platform python` with the real Triton "
+        "Inference Server binary that the nvidia-pytriton wheel ships (Python backend, CPU). For tests and CPU "
+        "machines; a GPU host runs NVIDIA's tritonserver container (README, 'Many robots, one GPU server').")
+    p.add_argument("--repository", required=True, help="the model repository folder")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="where to listen (default: 127.0.0.1; 0.0.0.0 to serve robots on the network)")
+    p.add_argument("--grpc-port", dest="grpc_port", type=int, default=8001, help="gRPC port (default: 8001)")
+    p.add_argument("--http-port", dest="http_port", type=int, default=8000, help="HTTP port (default: 8000)")
+    p.set_defaults(handler=_serve_triton)
+
+
+def _bench_triton(args: argparse.Namespace) -> int:
+    import logging
+
+    from socialmae_rt.engines.bench_triton import run_bench_triton
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    run_bench_triton(args.url, args.protocol, args.model_prefix, args.model, args.robots, args.faces, args.seconds,
+                     args.hop, args.json, max_batch_size=args.max_batch_size, max_queue_delay_us=args.max_queue_delay_us)
+    return 0
+
+
+def _add_bench_triton(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench-triton", help="N simulated robots against one Triton server: throughput, latency, server batches",
+        description="Each simulated robot sends one window (one row per face) every --hop seconds to the server; "
+        "prints windows answered per second, request latency p50/p95, missed hop slots and the batch sizes the "
+        "server formed, per robots x faces; writes JSON and a PNG. Without --url it serves a random-weights model "
+        "of --model size with the bundled tritonserver on this machine (CPU).")
+    p.add_argument("--url", help="an existing server (HOST:PORT) holding a repository from export-triton; "
+                   "default: start one here")
+    p.add_argument("--protocol", default="grpc", choices=["grpc", "http"], help="default: grpc")
+    p.add_argument("--model-prefix", dest="model_prefix", default="socialmae", help="default: socialmae")
+    p.add_argument("--model", default="tiny", choices=["base", "small", "tiny"],
+                   help="size served when no --url is given (default: tiny)")
+    p.add_argument("--robots", type=int, nargs="+", default=[1, 2, 4], help="robot counts (default: 1 2 4)")
+    p.add_argument("--faces", type=int, nargs="+", default=[1, 4], help="faces per window (default: 1 4)")
+    p.add_argument("--seconds", type=float, default=15.0, help="seconds per scenario (default: 15)")
+    p.add_argument("--hop", type=float, default=0.5, help="seconds between a robot's windows (default: 0.5)")
+    p.add_argument("--max-batch-size", dest="max_batch_size", type=int, default=16,
+                   help="local server: max batch (default: 16)")
+    p.add_argument("--max-queue-delay-us", dest="max_queue_delay_us", type=int, default=2000,
+                   help="local server: dynamic batching delay (default: 2000)")
+    p.add_argument("--json", default="outputs/bench_triton.json", help="JSON path; the PNG goes beside it")
+    p.set_defaults(handler=_bench_triton)
+
+
 def _build_engine(args: argparse.Namespace) -> int:
     from socialmae_rt.engines.tensorrt_backend import TensorRTConfig, build_engines
 
@@ -420,6 +571,7 @@ def _add_prepare_backend(sub: argparse._SubParsersAction) -> None:
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info, _add_run, _add_demo, _add_bench_pipeline, _add_bench_node, _add_bench, _add_soak, _add_export_onnx,
+    _add_export_triton, _add_serve_triton, _add_bench_triton,
     _add_build_engine, _add_prepare_backend,
 ]
 

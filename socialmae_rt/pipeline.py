@@ -23,10 +23,11 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from socialmae_rt.buffer import AVRingBuffer, BufferConfig, FaceWindow
+from socialmae_rt.engines.base import BackendUnavailable
 from socialmae_rt.engines.bundle_backend import task_sources
 from socialmae_rt.features import audio_to_model_input, frames_to_model_input
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, FaceCrop, SourceState, VideoFrame, seconds_to_ns
-from socialmae_rt.model.social_mae import Modality
+from socialmae_rt.model.modality import Modality
 from socialmae_rt.postprocess import PostprocessConfig, Postprocessor
 from socialmae_rt.results import Latency, SocialPerception
 from socialmae_rt.scheduler import SchedulerConfig, WindowScheduler
@@ -62,6 +63,9 @@ class PipelineConfig:
     # This many windows failing in a row means the backend is unusable: the run stops with
     # PipelineFailed (a node then exits non-zero, so a supervisor can restart it).
     max_consecutive_failures: int = 10
+    # A remote backend (Triton) down for longer than this is an ERROR in diagnostics (before: WARN).
+    # Its windows are counted, not failures: the run waits for the server instead of ending.
+    backend_down_grace_s: float = 5.0
     buffer: BufferConfig = field(default_factory=BufferConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
@@ -73,6 +77,8 @@ class PipelineConfig:
             raise ValueError(f"PipelineConfig.audio_stall_s must be > 0, got {self.audio_stall_s}")
         if self.max_consecutive_failures < 1:
             raise ValueError(f"PipelineConfig.max_consecutive_failures must be >= 1, got {self.max_consecutive_failures}")
+        if self.backend_down_grace_s < 0:
+            raise ValueError(f"PipelineConfig.backend_down_grace_s must be >= 0, got {self.backend_down_grace_s}")
 
 
 class PipelineFailed(RuntimeError):
@@ -131,6 +137,8 @@ class Pipeline:
         self.dropped: collections.Counter[str] = collections.Counter()  # why -> windows (or rows) dropped
         self.last_error: str | None = None
         self._consecutive_failures = 0
+        self.backend_down_since_ns: int | None = None  # monotonic; a remote backend out of reach
+        self.backend_down_reason = ""
         self.started_mono_ns = time.monotonic_ns()
 
     # Ingest (capture threads) ---------------------------------------------------------------
@@ -192,11 +200,32 @@ class Pipeline:
             return None
         try:
             records = self._run_window(window)
+        except BackendUnavailable as err:
+            self._backend_unavailable(window, err)
+            return []
         except Exception as err:  # noqa: BLE001 - one window's failure must not end perception
             self._window_failed(window, err)
             return []
         self._consecutive_failures = 0
+        if self.backend_down_since_ns is not None:
+            log.warning("backend back after %.1f s down; windows run again", self.backend_down_s())
+            self.backend_down_since_ns, self.backend_down_reason = None, ""
         return records
+
+    def _backend_unavailable(self, window: _Window, err: BackendUnavailable) -> None:
+        """The window is counted, not failed: capture goes on and later windows try again."""
+        if self.backend_down_since_ns is None:
+            self.backend_down_since_ns = time.monotonic_ns()
+            log.warning("backend unavailable (%s); capture goes on, windows are counted until it is back", err)
+        self.backend_down_reason = str(err)
+        self.dropped["backend unavailable"] += 1
+        self.last_reason = f"window ending {window.end_ns / NS_PER_SECOND:.2f} s not run: backend down ({err})"
+
+    def backend_down_s(self) -> float | None:
+        """How long a remote backend has been out of reach (None: it answers)."""
+        if self.backend_down_since_ns is None:
+            return None
+        return (time.monotonic_ns() - self.backend_down_since_ns) / NS_PER_SECOND
 
     def _window_failed(self, window: _Window, err: Exception) -> None:
         kind = type(err).__name__
@@ -305,7 +334,9 @@ class Pipeline:
         info = self.backend.info
         return {
             "backend": {"name": info.name, "precision": info.precision, "device": info.device, "weights": info.weights,
-                        "tasks": task_sources(self.backend)},
+                        "tasks": task_sources(self.backend), "down_s": self.backend_down_s(),
+                        "down_reason": self.backend_down_reason or None,
+                        "down_grace_s": self.config.backend_down_grace_s},
             "windows": self.scheduler.windows,
             "skipped_windows": self.scheduler.skipped,
             "results": self.results,

@@ -50,6 +50,12 @@ class RunOptions:
     max_faces: int = 4
     max_frame_side: int = DEFAULT_MAX_FRAME_SIDE  # larger frames (pixels, longest side) are scaled down at capture
     threads: int | None = None  # backend compute threads (None: every core this process may use)
+    # backend "triton": the server (HOST:PORT; default 127.0.0.1 and the protocol's port 8001/8000),
+    # its protocol, the model name prefix of `export-triton`, and the timeout of one request
+    triton_url: str | None = None
+    triton_protocol: str = "grpc"
+    triton_model_prefix: str = "socialmae"
+    triton_timeout: float = 10.0
     duration: float | None = None  # stop after this many seconds (live)
     quiet: bool = False  # no per-window line
     embedding: bool = False  # include the pooled embedding in records
@@ -68,6 +74,12 @@ class RunOptions:
             raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 (or unset for every usable core), got {self.threads}")
+        if self.triton_protocol not in ("grpc", "http"):
+            raise ValueError(f"triton_protocol must be grpc or http, got {self.triton_protocol!r}")
+        if not self.triton_timeout > 0:
+            raise ValueError(f"triton_timeout must be > 0 seconds, got {self.triton_timeout}")
+        if self.triton_url is not None and not self.triton_url.strip():
+            self.triton_url = None
         SchedulerConfig(hop_s=self.hop)  # a bad hop is refused here, before anything loads
         if self.weights is not None and not self.weights.strip():
             self.weights = None
@@ -155,6 +167,9 @@ def make_backend(options: RunOptions, on_status=status_to_stderr):
     backend_options: dict[str, Any] = {"on_status": on_status}
     if options.threads is not None:
         backend_options["threads"] = options.threads
+    if options.backend == "triton":
+        backend_options.update(triton_url=options.triton_url, triton_protocol=options.triton_protocol,
+                               triton_model_prefix=options.triton_model_prefix, triton_timeout_s=options.triton_timeout)
     return create_backend(options.backend, options.weights, model_config_for(options), **backend_options)
 
 

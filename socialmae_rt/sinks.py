@@ -208,4 +208,6 @@ def status_summary(status: dict[str, Any]) -> str:
     waiting = [name for name in ("video", "audio") if expect.get(name)]
     mode = "+".join(waiting) if waiting else "no live stream"
     why = f": {expect['why']}" if expect.get("why") else ""
-    return f"{sources or 'no sources'} | expecting {mode}{why}"
+    backend = status.get("backend") or {}
+    down = f" | backend down: {backend['down_reason']}" if backend.get("down_s") is not None else ""
+    return f"{sources or 'no sources'} | expecting {mode}{why}{down}"

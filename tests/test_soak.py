@@ -12,7 +12,7 @@ def test_a_short_soak_reports_memory_windows_records_and_gaps(tmp_path, capsys):
     report_path = tmp_path / "soak.json"
     # A gap here is a stretch without any record for 30 s: only a stalled pipeline makes one, however
     # loaded the machine (the 2 s default is for the figures, measured on a machine with room).
-    assert main(["soak", "--source", str(clip), "--minutes", "0.3", "--model", "tiny", "--hop", "1.0",
+    assert main(["soak", "--source", str(clip), "--minutes", "0.2", "--model", "tiny", "--hop", "1.0",
                  "--output", str(tmp_path / "soak.jsonl"), "--json", str(report_path), "--gap-s", "30"]) == 0
     report = json.loads(report_path.read_text())
     assert report["windows"] >= 5 and report["records"] >= report["windows"]  # one record a window at least

@@ -75,6 +75,10 @@ class DemoOptions:
     hop: float = 0.5
     max_faces: int = 4
     threads: int | None = None
+    triton_url: str | None = None  # --backend triton: as in RunOptions
+    triton_protocol: str = "grpc"
+    triton_model_prefix: str = "socialmae"
+    triton_timeout: float = 10.0
     width: int = 640  # camera resolution and rate asked for
     height: int = 480
     fps: float = 30.0
@@ -110,7 +114,9 @@ class DemoOptions:
             model=self.model, backend=self.backend, hop=self.hop, output=self.output, fresh_output=self.fresh_output,
             realtime=self.paced,
             width=self.width, height=self.height, fps=self.fps, max_faces=self.max_faces, threads=self.threads,
-            duration=self.duration, quiet=True, postprocess=self.postprocess,
+            duration=self.duration, quiet=True, postprocess=self.postprocess, triton_url=self.triton_url,
+            triton_protocol=self.triton_protocol, triton_model_prefix=self.triton_model_prefix,
+            triton_timeout=self.triton_timeout,
         )
 
 

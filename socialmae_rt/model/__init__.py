@@ -11,7 +11,7 @@ _HOMES = {
     "save_checkpoint": "checkpoint",
     "MODEL_VARIANTS": "config",
     "SocialMAEConfig": "config",
-    "Modality": "social_mae",
+    "Modality": "modality",
     "SocialMAE": "social_mae",
     "SocialMAEOutput": "social_mae",
 }

@@ -13,7 +13,6 @@ then mean-pool over tokens -> pooled embedding -> heads (LayerNorm + Linear each
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,24 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import SocialMAEConfig
-
-
-class Modality(str, enum.Enum):
-    """Which streams a window was encoded from."""
-
-    AUDIOVISUAL = "audiovisual"
-    AUDIO = "audio"
-    VIDEO = "video"
-
-    @classmethod
-    def of(cls, audio: object | None, video: object | None) -> "Modality":
-        if audio is not None and video is not None:
-            return cls.AUDIOVISUAL
-        if audio is not None:
-            return cls.AUDIO
-        if video is not None:
-            return cls.VIDEO
-        raise ValueError("Social-MAE needs audio, video or both; got neither (audio=None, video=None)")
+from .modality import Modality
 
 
 # Which LayerNorm pair of a block a stream uses (the released blocks carry all three pairs).

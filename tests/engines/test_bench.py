@@ -54,17 +54,16 @@ def test_chart_is_written(tmp_path):
 
 
 def test_one_size_gives_every_backend_at_every_batch_and_the_contended_pass(tmp_path):
-    pytest.importorskip("openvino")
-    rows = bench_size("tiny", ["torch", "eager-reference", "ov"], repeats=1, cache_dir=str(tmp_path), threads=None,
-                      batches=(1, 2), contention=1)
+    rows = bench_size("tiny", ["torch", "eager-reference", "ort"], repeats=1, cache_dir=str(tmp_path), threads=None,
+                      batches=(1, 2), contention=1, memory=False)  # peak memory: the next test
     assert [(r["backend"], r["batch"]) for r in rows] == [
-        ("torch", 1), ("eager-reference", 1), ("ov", 1), ("torch", 2), ("eager-reference", 2), ("ov", 2)]
+        ("torch", 1), ("eager-reference", 1), ("ort", 1), ("torch", 2), ("eager-reference", 2), ("ort", 2)]
     for r in rows:
-        assert r["per_window_s"] == pytest.approx(r["median_s"] / r["batch"]) and r["peak_rss_mb"] > 50
+        assert r["per_window_s"] == pytest.approx(r["median_s"] / r["batch"]) and r["peak_rss_mb"] is None
         assert r["cosine_logits"] > 0.99
         assert ("slowdown" in r) == (r["batch"] == 1)
     assert rows[1]["max_abs_logits"] < 1e-3  # the reference arithmetic: same numbers
-    assert rows[2]["arithmetic"] in ("bf16", "fp32")
+    assert rows[2]["arithmetic"] == "fp32"
 
 
 def test_an_int8_engine_refused_by_its_gate_is_left_out_and_the_rest_measured(tmp_path, monkeypatch, capsys):
@@ -81,4 +80,5 @@ def test_an_int8_engine_refused_by_its_gate_is_left_out_and_the_rest_measured(tm
     monkeypatch.setattr(bench, "make_backend", gate_refuses_int8)
     rows = bench_size("tiny", ["torch", "ov-int8"], repeats=1, cache_dir=str(tmp_path), threads=None, contention=0)
     assert [r["backend"] for r in rows] == ["torch"]
+    assert rows[0]["peak_rss_mb"] > 50  # measured in a child process that loaded torch and ran a window
     assert "ov-int8 left out: int8 graphs refused: audiovisual emotion cosine 0.95" in capsys.readouterr().out

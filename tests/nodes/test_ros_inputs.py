@@ -201,9 +201,10 @@ def test_ros_inputs_are_not_mixed_with_local_devices():
 
 
 def test_health_levels():
-    def status(*states, why=""):
+    def status(*states, why="", down_s=None):
         return {"sources": [{"name": f"s{i}", "state": s, "detail": "no message for 3.0 s"} for i, s in enumerate(states)],
-                "expect": {"why": why}, "last": "ok: 1 record(s), audiovisual"}
+                "expect": {"why": why}, "last": "ok: 1 record(s), audiovisual",
+                "backend": {"down_s": down_s, "down_reason": "Triton server at h:8001 unreachable", "down_grace_s": 5.0}}
 
     assert health(status("running", "running")) == (DiagnosticStatus.OK, "ok: 1 record(s), audiovisual")
     assert health(status("running", "silent")) == (DiagnosticStatus.WARN, "s1 silent: no message for 3.0 s")
@@ -211,6 +212,10 @@ def test_health_levels():
     level, message = health(status("silent", "silent"))
     assert level == DiagnosticStatus.ERROR and message.startswith("no input: s0 silent")
     assert health(status("ended")) == (DiagnosticStatus.WARN, "all sources ended")
+    # a remote backend out of reach: WARN within its grace, ERROR past it
+    assert health(status("running", down_s=2.0)) == (DiagnosticStatus.WARN,
+                                                      "backend down for 2 s: Triton server at h:8001 unreachable")
+    assert health(status("running", down_s=6.0))[0] == DiagnosticStatus.ERROR
 
 
 def test_crema_d_classes_map_onto_ros4hri_expressions():
