@@ -133,13 +133,17 @@ def plot(rows: list[dict], machine: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for faces in sorted({r["faces"] for r in rows}):
+    for index, faces in enumerate(sorted({r["faces"] for r in rows})):
         mine = [r for r in rows if r["faces"] == faces]
         robots = [r["robots"] for r in mine]
-        left.plot(robots, [r["windows_per_s"] for r in mine], marker="o", label=f"{faces} face(s) answered")
-        left.plot(robots, [r["offered_windows_per_s"] for r in mine], linestyle=":", color="grey")
-        right.plot(robots, [r["latency_p50_ms"] for r in mine], marker="o", label=f"{faces} face(s) p50")
-        right.plot(robots, [r["latency_p95_ms"] for r in mine], marker="x", linestyle="--", label=f"{faces} face(s) p95")
+        color = f"C{index}"
+        left.plot(robots, [r["windows_per_s"] for r in mine], marker="o", color=color, label=f"{faces} face(s) answered")
+        left.plot(robots, [r["offered_windows_per_s"] for r in mine], linestyle=":", color=color)
+        right.plot(robots, [r["latency_p50_ms"] for r in mine], marker="o", color=color, label=f"{faces} face(s) p50")
+        right.plot(robots, [r["latency_p95_ms"] for r in mine], marker="x", linestyle="--", color=color,
+                   label=f"{faces} face(s) p95")
+    left.set_xticks(sorted({r["robots"] for r in rows}))
+    right.set_xticks(sorted({r["robots"] for r in rows}))
     left.set_xlabel("robots")
     left.set_ylabel("windows per second (dotted: offered)")
     right.set_xlabel("robots")

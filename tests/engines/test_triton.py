@@ -232,6 +232,36 @@ def test_server_killed_mid_run_and_restarted_the_live_run_goes_on(served, tmp_pa
     assert pipeline.backend_down_since_ns is None  # back at the end
 
 
+def test_a_frozen_server_times_out_as_down_and_answers_again_once_it_runs(served):
+    import os
+    import signal
+
+    server = LocalTritonServer(served["repo"]).start()
+    audio = example_inputs(TINY, batch=1, seed=1)["audio"]
+    try:
+        backend = create_backend("triton", served["checkpoint"], triton_url=server.grpc_url, triton_timeout_s=1.0)
+        expected = backend.infer(audio, None).heads["emotion"]
+        os.killpg(server.process.pid, signal.SIGSTOP)  # alive, listening, answering nothing
+        try:
+            with pytest.raises(BackendUnavailable, match=rf"Triton server at {server.grpc_url} unreachable .*Deadline"):
+                backend.infer(audio, None)
+            with pytest.raises(BackendUnavailable):  # within the backoff: fails fast, no request sent
+                backend.infer(audio, None)
+        finally:
+            os.killpg(server.process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                np.testing.assert_allclose(backend.infer(audio, None).heads["emotion"], expected, atol=1e-6)
+                break
+            except BackendUnavailable:
+                assert time.monotonic() < deadline, "the server never answered again"
+                time.sleep(0.2)
+        backend.close()
+    finally:
+        server.stop()
+
+
 # Command line -------------------------------------------------------------------------------------
 def test_export_triton_command_writes_the_repository_and_says_how_to_serve_it(tmp_path):
     checkpoint = tiny_checkpoint(tmp_path / "w.safetensors", seed=2)
@@ -264,3 +294,29 @@ def test_bench_scenario_counts_windows_latency_and_the_batches_the_server_formed
     assert table.splitlines()[2].split()[:2] == ["2", "3"]
     plot([row], {"server": "test", "model": "tiny"}, tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_serve_triton_command_serves_a_repository_until_sigterm(served):
+    import signal
+
+    grpc_port, http_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("socialmae-rt")), "serve-triton", "--repository", str(served["repo"]),
+         "--grpc-port", str(grpc_port), "--http-port", str(http_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in process.stdout:  # ends if the command dies
+            lines.append(line)
+            if line.startswith("serving:"):
+                break
+        assert lines and lines[-1].startswith(f"serving: grpc 127.0.0.1:{grpc_port}"), "".join(lines)
+        backend = create_backend("triton", served["checkpoint"], triton_url=f"127.0.0.1:{grpc_port}")
+        assert backend.infer(example_inputs(TINY, batch=1, seed=1)["audio"], None).heads["emotion"].shape == (1, 6)
+        backend.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert "stopped" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
