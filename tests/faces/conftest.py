@@ -51,6 +51,15 @@ class Placement:
     left: int
     top: int
     height: int
+    other_person: bool = False  # a second look: colours swapped (red <-> blue) and lit differently
+
+
+def as_other_person(head: np.ndarray) -> np.ndarray:
+    """The same head made to look like someone else to an appearance signature (colour and
+    light), still a face to the detector."""
+    swapped = head[:, :, ::-1].astype(np.float32)
+    ramp = np.linspace(0.6, 1.2, head.shape[1], dtype=np.float32)[None, :, None]  # light from one side
+    return np.clip(swapped * ramp, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +72,8 @@ def make_scene(face_photo):
         factor = placement.height / head.shape[0]
         width = int(round(head.shape[1] * factor))
         scaled = cv2.resize(head, (width, placement.height), interpolation=cv2.INTER_AREA)
+        if placement.other_person:
+            scaled = as_other_person(scaled)
         canvas[placement.top : placement.top + placement.height, placement.left : placement.left + width] = scaled
         return FaceBox(
             placement.left + (PHOTO_FACE.x0 - x0) * factor,

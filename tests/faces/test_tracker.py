@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from socialmae_rt.faces import FaceTracker, TrackerConfig
-from socialmae_rt.faces.tracker import Track, _greedy_iou_pairs
+from socialmae_rt.faces.tracker import Track, _greedy_pairs, _overlap_candidates
 from socialmae_rt.messages import FaceBox, VideoFrame, seconds_to_ns
 
 TEN_HZ_NS = seconds_to_ns(0.1)
@@ -53,9 +53,11 @@ def test_two_faces_keep_distinct_ids_while_swapping_vertical_order(detector, mak
     assert tracker.drain_lost() == []
 
 
-def test_long_disappearance_drops_the_track_and_reappearance_gets_a_new_id(detector, make_scene, placement):
-    tracker = FaceTracker(detector, every_frame(max_lost_s=0.5))
+def test_long_disappearance_drops_the_track_and_only_the_same_face_gets_its_id_back(detector, make_scene, placement):
+    tracker = FaceTracker(detector, every_frame(max_lost_s=0.5, reid_s=2.0))
     frame, _ = make_scene([placement(200, 100, 220)])
+    elsewhere, _ = make_scene([placement(400, 200, 200)])  # the same person, back at another place
+    stranger, _ = make_scene([placement(200, 100, 220, other_person=True)])
     for index in range(5):
         assert [crop.face_id for crop in tracker.update(frame_at(frame, index))] == [1]
     for index in range(5, 9):  # last seen at frame 4: gone 0.4 s by frame 8, still within max_lost_s
@@ -66,8 +68,47 @@ def test_long_disappearance_drops_the_track_and_reappearance_gets_a_new_id(detec
         tracker.update(frame_at(blank_frame(), index))
     assert tracker.drain_lost() == [1]
     assert tracker.active_tracks() == []
-    assert [crop.face_id for crop in tracker.update(frame_at(frame, 12))] == [2]
+    assert [crop.face_id for crop in tracker.update(frame_at(stranger, 12))] == [2]  # someone else: a new id
+    for index in range(13, 19):  # 0.6 s: the stranger is dropped too
+        tracker.update(frame_at(blank_frame(), index))
+    assert tracker.drain_lost() == [2]
+    # 1.4 s after she was last seen (within reid_s), somewhere else: her own id again
+    assert [crop.face_id for crop in tracker.update(frame_at(elsewhere, 19))] == [1]
+    for index in range(20, 50):  # past reid_s: forgotten
+        tracker.update(frame_at(blank_frame(), index))
+    assert [crop.face_id for crop in tracker.update(frame_at(frame, 50))] == [3]
+
+
+def test_a_face_moving_further_than_its_width_between_detections_keeps_its_id(detector, make_scene, placement):
+    """The sample clip's face crosses the frame at ~140 px per detection with a 115 px face: no
+    box overlap from one detection to the next, so overlap alone gave it a new id every time."""
+    tracker = FaceTracker(detector, every_frame())
+    ids = []
+    for index in range(6):
+        frame, (box,) = make_scene([placement(20 + 95 * index, 150, 150)])
+        crops = tracker.update(frame_at(frame, index))
+        assert len(crops) == 1, f"frame {index}"
+        ids.append(crops[0].face_id)
+    assert ids == [1] * 6
     assert tracker.drain_lost() == []
+
+
+def test_without_appearance_checks_fast_motion_makes_new_ids(detector, make_scene, placement):
+    tracker = FaceTracker(detector, every_frame(max_jump=0.0, reid_s=0.0))
+    ids = []
+    for index in range(3):
+        frame, _ = make_scene([placement(20 + 200 * index, 150, 150)])
+        ids += [crop.face_id for crop in tracker.update(frame_at(frame, index))]
+    assert ids == [1, 2, 3]
+
+
+def test_a_stranger_near_a_tracked_face_is_not_taken_for_it(detector, make_scene, placement):
+    tracker = FaceTracker(detector, every_frame())
+    frame, _ = make_scene([placement(20, 100, 220)])
+    assert [crop.face_id for crop in tracker.update(frame_at(frame, 0))] == [1]
+    stranger, _ = make_scene([placement(230, 100, 220, other_person=True)])  # no overlap, close, other look
+    assert len(detector.detect(stranger)) == 1
+    assert [crop.face_id for crop in tracker.update(frame_at(stranger, 1))] == [2]
 
 
 def test_short_disappearance_keeps_the_id(detector, make_scene, placement):
@@ -128,7 +169,7 @@ def test_max_tracks_keeps_the_largest_faces(detector, make_scene, placement):
 def test_when_full_a_new_face_replaces_a_face_no_longer_seen(detector, make_scene, placement):
     tracker = FaceTracker(detector, every_frame(max_tracks=1))
     first, _ = make_scene([placement(20, 100, 220)])
-    second, _ = make_scene([placement(400, 100, 220)])
+    second, _ = make_scene([placement(400, 100, 220, other_person=True)])
     assert [crop.face_id for crop in tracker.update(frame_at(first, 0))] == [1]
     assert [crop.face_id for crop in tracker.update(frame_at(second, 1))] == [2]
     assert tracker.drain_lost() == [1]
@@ -163,8 +204,8 @@ def test_greedy_association_matches_the_highest_iou_first():
         2: Track(face_id=2, box=FaceBox(40, 0, 140, 100), last_seen_ns=0, hits=1),
     }
     detections = [FaceBox(30, 0, 130, 100), FaceBox(-50, 0, 50, 100)]
-    assert _greedy_iou_pairs(tracks, detections, threshold=0.3) == {2: 0, 1: 1}
-    assert _greedy_iou_pairs(tracks, detections, threshold=0.95) == {}
+    assert _greedy_pairs(_overlap_candidates(tracks, detections, None, threshold=0.3)) == {2: 0, 1: 1}
+    assert _greedy_pairs(_overlap_candidates(tracks, detections, None, threshold=0.95)) == {}
 
 
 @pytest.mark.parametrize(
@@ -184,3 +225,26 @@ def test_greedy_association_matches_the_highest_iou_first():
 def test_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrackerConfig(**kwargs)
+
+
+def test_the_sample_clip_shows_one_person_under_one_id(detector, tmp_path):
+    """The bundled sample clip: one face that crosses the frame fast, leaves for 4 s (8-12 s) and
+    re-enters from the other side. Overlap-only tracking gave it six ids."""
+    from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
+    from socialmae_rt.sample_media import build_sample_clip
+
+    clip = build_sample_clip(tmp_path / "sample.mp4")
+    tracker = FaceTracker(detector, TrackerConfig())
+    seen: dict[int, list[float]] = {}
+    source = MediaFileSource(MediaFileConfig(str(clip.path)))
+    source.open()
+    try:
+        for item in source:
+            if isinstance(item, VideoFrame):
+                for crop in tracker.update(item):
+                    seen.setdefault(crop.face_id, []).append(crop.stamp_ns / 1e9)
+    finally:
+        source.close()
+    assert list(seen) == [1]
+    assert min(seen[1]) < 1.0 and max(seen[1]) > 19.0  # the whole clip, both sides of the absence
+    assert not [t for t in seen[1] if 9.0 < t < 12.0]  # nobody in view then
