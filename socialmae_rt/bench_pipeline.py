@@ -36,11 +36,13 @@ def _stats(samples_ms: list[float]) -> dict[str, float]:
 def bench_frames(source_path: str, max_frames: int = 300) -> dict[str, Any]:
     from socialmae_rt.capture.camera import CameraConfig, CameraSource
     from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
+    from socialmae_rt.faces.mouth import MouthMeter
 
     camera = CameraSource(CameraConfig(device=source_path, pace_files=False))
     tracker = FaceTracker(FaceDetector(FaceDetectorConfig()), TrackerConfig())
+    mouths = MouthMeter()  # speaker attribution (--speakers): the face mesh on every crop
     buffer = AVRingBuffer()
-    capture_ms, track_ms, buffer_ms, total_ms = [], [], [], []
+    capture_ms, track_ms, buffer_ms, total_ms, mouth_ms, crops_cut = [], [], [], [], [], 0
     size = None
     camera.open()
     iterator = iter(camera)
@@ -58,6 +60,10 @@ def bench_frames(source_path: str, max_frames: int = 300) -> dict[str, Any]:
                 buffer.add_crop(crop)
             buffer.mark_video(frame.stamp_ns)
             t3 = time.perf_counter()
+            for crop in crops:
+                mouths.opening(crop.bgr)
+            mouth_ms.append((time.perf_counter() - t3) * 1e3)
+            crops_cut += len(crops)
             capture_ms.append((t1 - t0) * 1e3)
             track_ms.append((t2 - t1) * 1e3)
             buffer_ms.append((t3 - t2) * 1e3)
@@ -65,8 +71,15 @@ def bench_frames(source_path: str, max_frames: int = 300) -> dict[str, Any]:
     finally:
         camera.close()
         tracker.close()
+        mouths.close()
+    frames = max(1, len(total_ms))
+    faces = crops_cut / max(1, sum(1 for ms in track_ms)) * tracker.config.detect_every_n_frames
     return {"frame_size": list(size) if size else None, "capture": _stats(capture_ms),
-            "detect_track": _stats(track_ms), "buffer": _stats(buffer_ms), "total": _stats(total_ms)}
+            "detect_track": _stats(track_ms), "buffer": _stats(buffer_ms), "total": _stats(total_ms),
+            "speakers_mouth": _stats(mouth_ms),
+            # the face mesh's cost spread over every frame, per face in view (what --speakers adds)
+            "speakers_ms_per_frame_per_face": float(np.sum(mouth_ms)) / frames / max(faces, 1e-9) if crops_cut else None,
+            "faces_in_view": faces}
 
 
 def bench_preprocess(repeats: int = 30) -> dict[str, Any]:
@@ -173,7 +186,14 @@ def _frame_table(f: dict[str, Any]) -> str:
     rows = [f"per camera frame ({f['frame_size'][1]}x{f['frame_size'][0]}, {f['total']['n']} frames): mean / p95 ms"]
     for name in ("capture", "detect_track", "buffer", "total"):
         rows.append(f"  {name:<13} {f[name]['mean_ms']:7.2f} {f[name]['p95_ms']:7.2f}")
+    rows.append(f"  {'+ --speakers':<13} {f['speakers_mouth']['mean_ms']:7.2f} {f['speakers_mouth']['p95_ms']:7.2f}"
+                f"   (face mesh on each crop; {_cell(f['speakers_ms_per_frame_per_face'])} ms per frame per face, "
+                f"{f['faces_in_view']:.1f} face(s) in view)")
     return "\n".join(rows)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _preprocess_table(p: dict[str, Any]) -> str:

@@ -117,6 +117,12 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
                    help=f"--backend triton: seconds one request may take before the server counts as down "
                    f"(default: {d.triton_timeout})")
     p.add_argument("--hop", type=float, default=d.hop, help=f"seconds between windows, 0.25..4 (default: {d.hop})")
+    p.add_argument("--speakers", action="store_true", default=d.speakers,
+                   help="who speaks: each face's mouth against the audio (MediaPipe face mesh, ~6 ms per face "
+                   "crop); records gain `speaking`, laughter events the face that speaks (None: off camera)")
+    p.add_argument("--speakers-audio", dest="speakers_audio", default=d.speakers_audio, choices=["all", "speakers"],
+                   help="with --speakers: all (default: every face hears the window) or speakers (while a visible "
+                   "face speaks only it hears; the others get video-only windows)")
     p.add_argument("--output", default=d.output, help="append result and event records to this JSONL file")
     p.add_argument("--fresh-output", dest="fresh_output", action="store_true",
                    help="start the --output file afresh instead of appending to it")

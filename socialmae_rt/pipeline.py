@@ -14,6 +14,7 @@ Two ways to run:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -23,14 +24,15 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from socialmae_rt.buffer import AVRingBuffer, BufferConfig, FaceWindow
-from socialmae_rt.engines.base import BackendUnavailable
+from socialmae_rt.engines.base import BackendOutput, BackendUnavailable
 from socialmae_rt.engines.bundle_backend import task_sources
 from socialmae_rt.features import audio_to_model_input, frames_to_model_input
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, FaceCrop, SourceState, VideoFrame, seconds_to_ns
 from socialmae_rt.model.modality import Modality
-from socialmae_rt.postprocess import PostprocessConfig, Postprocessor
+from socialmae_rt.postprocess import LaughterEventKind, LaughterStateMachine, PostprocessConfig, Postprocessor
 from socialmae_rt.results import Latency, SocialPerception
 from socialmae_rt.scheduler import SchedulerConfig, WindowScheduler
+from socialmae_rt.speakers import SpeakerAttribution, SpeakerConfig, Speaking
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class PipelineConfig:
     backend_down_grace_s: float = 5.0
     buffer: BufferConfig = field(default_factory=BufferConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    speakers: SpeakerConfig = field(default_factory=SpeakerConfig)  # who speaks (off by default)
 
     def __post_init__(self) -> None:
         SchedulerConfig(hop_s=self.hop_s, window_s=self.buffer.window_s)  # validates the hop
@@ -86,6 +89,7 @@ class PipelineFailed(RuntimeError):
 
 
 NONFINITE = "non-finite model output"
+NOT_THE_SPEAKER = "not the speaker: the window's audio went to the face that speaks (speakers.audio_to)"
 
 
 @dataclass
@@ -104,6 +108,7 @@ class _Window:
     audio: np.ndarray | None  # float32 [64000]
     faces: list[FaceWindow]
     problem: str | None = None  # why a delivered stream is missing from this window (NaN/Inf samples)
+    speaking: dict[int, Speaking] = field(default_factory=dict)  # face id -> judged (attribution on)
 
 
 class Pipeline:
@@ -140,18 +145,35 @@ class Pipeline:
         self.backend_down_since_ns: int | None = None  # monotonic; a remote backend out of reach
         self.backend_down_reason = ""
         self.started_mono_ns = time.monotonic_ns()
+        self.speakers: SpeakerAttribution | None = None
+        self._mouths = None
+        if self.config.speakers.enabled:
+            from socialmae_rt.faces.mouth import MouthMeter
+
+            self.speakers = SpeakerAttribution(self.config.speakers, self.config.buffer.window_s,
+                                               self.preprocess.audio.sample_rate)
+            self._mouths = MouthMeter()
+        # With attribution, laughter is one sound in the room: one onset/offset stream, each onset
+        # carrying the face that speaks when it starts (None: nobody visible speaks).
+        self._room_laughter = LaughterStateMachine(self.config.postprocess) if self.speakers is not None else None
+        self._room_laugher: int | None = None
 
     # Ingest (capture threads) ---------------------------------------------------------------
     def ingest(self, item: VideoFrame | AudioChunk) -> None:
         if isinstance(item, VideoFrame):
             crops = self.tracker.update(item) if self.tracker is not None else []
             lost = self.tracker.drain_lost() if self.tracker is not None else []
+            mouths = [self._mouths.opening(crop.bgr) for crop in crops] if self._mouths is not None else []
             with self._data:
                 self.scheduler.anchor(item.stamp_ns)
                 for face_id in lost:  # the tracker gave up on it: stop reporting that face
                     self.buffer.drop_face(face_id)
+                    if self.speakers is not None:
+                        self.speakers.forget(face_id)
                 for crop in crops:
                     self.buffer.add_crop(crop)
+                for crop, opening in zip(crops, mouths):
+                    self.speakers.add(crop.face_id, crop.stamp_ns, opening)
                 self.buffer.mark_video(item.stamp_ns)
                 self._data.notify_all()
             for observer in self.observers:
@@ -190,7 +212,9 @@ class Pipeline:
             audio = self.buffer.audio_window(end_ns)
             faces = self.buffer.face_windows(end_ns, self.config.min_face_fill)
             problem = self.buffer.audio_problem(end_ns) if audio is None else None
-        return _Window(end_ns, time.monotonic_ns(), audio, faces, problem)
+            speaking = ({} if self.speakers is None or not faces else
+                        self.speakers.judge(end_ns, audio, [face.face_id for face in faces]))
+        return _Window(end_ns, time.monotonic_ns(), audio, faces, problem, speaking)
 
     def process_due(self) -> list[SocialPerception] | None:
         """Run the window the scheduler picks now: its records ([] if it had nothing to perceive, or
@@ -270,10 +294,13 @@ class Pipeline:
             clips = [frames_to_model_input(f.frames, self.preprocess.video) for f in window.faces]
             video = np.stack(clips)  # [B, 3, 224, 224, 8]
         preprocess_ms = (time.perf_counter() - start) * 1e3
+        hears = None  # every row hears the window's audio (if there is any)
+        if audio is not None and video is not None and self.config.speakers.audio_to == "speakers":
+            hears = np.array([window.speaking[f.face_id].is_speaker for f in window.faces])
         start = time.perf_counter()
-        output = self.backend.infer(audio, video)
+        output, modalities = self._infer(audio, video, hears)
         inference_ms = (time.perf_counter() - start) * 1e3
-        modality = Modality.of(audio, video).value
+        modality = modalities[0]
         face_ids: list[int | None] = [f.face_id for f in window.faces] or [None]
         fills = [f.fill for f in window.faces] or [1.0]
         self._forget_faces_except(set(face_ids))
@@ -282,6 +309,7 @@ class Pipeline:
         for row, (face_id, fill) in enumerate(zip(face_ids, fills)):
             if not finite[row]:
                 continue
+            modality = modalities[row]
             heads = {name: values[row] for name, values in output.heads.items()}
             perceived = self.postprocessor.update(face_id, heads, window.end_ns)
             record = SocialPerception(
@@ -298,12 +326,54 @@ class Pipeline:
                 stream=self.config.stream,
                 embedding=output.embedding[row].tolist() if self.config.include_embedding else None,
                 # Only a record missing a stream says why; an audiovisual window heard and saw everything.
-                degraded=(window.problem or self.expect.reason or None) if modality != Modality.AUDIOVISUAL.value else None,
+                degraded=None if modality == Modality.AUDIOVISUAL.value else (
+                    NOT_THE_SPEAKER if hears is not None and not hears[row]
+                    else window.problem or self.expect.reason or None),
+                speaking=window.speaking.get(face_id),
             )
-            self._emit(record, perceived.events)
+            self._emit(record, [] if self._room_laughter is not None else perceived.events)
             records.append(record)
+        if self._room_laughter is not None and window.audio is not None:
+            self._room_laughter_events(window, records)
         self.last_reason = f"ok: {len(records)} record(s), {modality}"
         return records
+
+    def _room_laughter_events(self, window: _Window, records: list[SocialPerception]) -> None:
+        """One laughter state for the room, fed by the speaker's record (else the most laughing one)."""
+        heard = {r.face_id: r.laughter_probability for r in records
+                 if r.laughter_probability is not None and r.modality != Modality.VIDEO.value}
+        if not heard:
+            return
+        speaker = next((face_id for face_id, s in window.speaking.items() if s.is_speaker), None)
+        probability = heard[speaker] if speaker in heard else max(heard.values())
+        events = []
+        for event in self._room_laughter.update(probability, window.end_ns):
+            if event.kind is LaughterEventKind.ONSET:
+                self._room_laugher = speaker
+            events.append(dataclasses.replace(event, face_id=self._room_laugher))
+        if events:
+            with self._sink_lock:
+                for sink in self.sinks:
+                    for event in events:
+                        sink.write_event(event)
+
+    def _infer(self, audio: np.ndarray | None, video: np.ndarray | None, hears: np.ndarray | None):
+        """(output, modality per row): one backend pass, or with audio for the speakers only, an
+        audiovisual pass for the rows that hear and a video-only pass for the rest. When no visible
+        face speaks every face hears the window (the sound may come from off camera)."""
+        if hears is None or hears.all() or not hears.any():
+            output = self.backend.infer(audio, video)
+            return output, [Modality.of(audio, video).value] * output.embedding.shape[0]
+        heard = self.backend.infer(audio[hears], video[hears])
+        unheard = self.backend.infer(None, video[~hears])
+        embedding = np.empty((len(hears), heard.embedding.shape[1]), heard.embedding.dtype)
+        embedding[hears], embedding[~hears] = heard.embedding, unheard.embedding
+        heads = {}
+        for name, values in heard.heads.items():
+            heads[name] = np.empty((len(hears), values.shape[1]), values.dtype)
+            heads[name][hears], heads[name][~hears] = values, unheard.heads[name]
+        modalities = [Modality.AUDIOVISUAL.value if h else Modality.VIDEO.value for h in hears]
+        return BackendOutput(embedding=embedding, heads=heads), modalities
 
     def _since_window_ns(self, window: _Window) -> int:
         """Publish time minus window end on the capture clock; offline, minus when it was picked."""
@@ -369,6 +439,8 @@ class Pipeline:
         close = getattr(self.tracker, "close", None)
         if close is not None:
             close()
+        if self._mouths is not None:
+            self._mouths.close()
         self.backend.close()
 
     def reset(self) -> None:

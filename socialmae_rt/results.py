@@ -42,6 +42,7 @@ class SocialPerception:
     stream: str = "default"
     embedding: list[float] | None = None
     degraded: str | None = None  # why a stream is missing (source failed, stalled, no track), else None
+    speaking: Any = None  # speakers.Speaking when speaker attribution is on, else None (not in the JSON)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -70,6 +71,8 @@ class SocialPerception:
         }
         if include_embedding and self.embedding is not None:
             record["embedding"] = self.embedding
+        if self.speaking is not None:
+            record["speaking"] = self.speaking.to_json()
         record.update(self.extra)
         return record
 

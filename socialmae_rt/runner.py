@@ -19,6 +19,7 @@ from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.postprocess import PostprocessConfig
 from socialmae_rt.scheduler import SchedulerConfig
 from socialmae_rt.sinks import ConsoleSink, JsonlSink
+from socialmae_rt.speakers import SpeakerConfig
 from socialmae_rt.weights.bundle import parse_weights
 
 if TYPE_CHECKING:
@@ -56,6 +57,11 @@ class RunOptions:
     triton_protocol: str = "grpc"
     triton_model_prefix: str = "socialmae"
     triton_timeout: float = 10.0
+    # who speaks: each face's mouth (MediaPipe face mesh) against the audio; records gain `speaking`,
+    # laughter events the face that speaks. speakers_audio: all (every face hears the window) |
+    # speakers (while a visible face speaks, only it hears; the others get video-only windows)
+    speakers: bool = False
+    speakers_audio: str = "all"
     duration: float | None = None  # stop after this many seconds (live)
     quiet: bool = False  # no per-window line
     embedding: bool = False  # include the pooled embedding in records
@@ -74,6 +80,7 @@ class RunOptions:
             raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 (or unset for every usable core), got {self.threads}")
+        SpeakerConfig(enabled=self.speakers, audio_to=self.speakers_audio)  # refused here, before anything loads
         if self.triton_protocol not in ("grpc", "http"):
             raise ValueError(f"triton_protocol must be grpc or http, got {self.triton_protocol!r}")
         if not self.triton_timeout > 0:
@@ -191,7 +198,8 @@ def build_pipeline(options: RunOptions, sinks: list, observers: tuple = (), back
     backend = backend or make_backend(options)
     detector = FaceDetector(FaceDetectorConfig(max_faces=options.max_faces))
     tracker = FaceTracker(detector, TrackerConfig(max_tracks=options.max_faces))
-    config = PipelineConfig(hop_s=options.hop, include_embedding=options.embedding, postprocess=options.postprocess)
+    config = PipelineConfig(hop_s=options.hop, include_embedding=options.embedding, postprocess=options.postprocess,
+                            speakers=SpeakerConfig(enabled=options.speakers, audio_to=options.speakers_audio))
     config.buffer.max_faces = options.max_faces
     return Pipeline(backend, tracker, sinks, config, observers=observers)
 

@@ -173,9 +173,11 @@ class ConsoleSink:
         laugh = "laugh  -  " if r.laughter_probability is None else (
             f"laugh {r.laughter_probability:.2f}{'*' if r.laughing else ' '}"
         )
+        speaking = "" if r.speaking is None else (
+            f"  speak {r.speaking.probability:.2f}{'*' if r.speaking.is_speaker else ' '}")
         self.out.write(
             f"[{self._clock(r.window_end_ns)}] {face} {modality} {emotion}  {laugh}  "
-            f"fill {r.window_fill:.2f}  {r.latency.total_ms:6.0f} ms\n"
+            f"fill {r.window_fill:.2f}  {r.latency.total_ms:6.0f} ms{speaking}\n"
         )
         self.out.flush()
 

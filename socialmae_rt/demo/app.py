@@ -79,6 +79,8 @@ class DemoOptions:
     triton_protocol: str = "grpc"
     triton_model_prefix: str = "socialmae"
     triton_timeout: float = 10.0
+    speakers: bool = False  # who speaks (RunOptions.speakers)
+    speakers_audio: str = "all"
     width: int = 640  # camera resolution and rate asked for
     height: int = 480
     fps: float = 30.0
@@ -116,7 +118,7 @@ class DemoOptions:
             width=self.width, height=self.height, fps=self.fps, max_faces=self.max_faces, threads=self.threads,
             duration=self.duration, quiet=True, postprocess=self.postprocess, triton_url=self.triton_url,
             triton_protocol=self.triton_protocol, triton_model_prefix=self.triton_model_prefix,
-            triton_timeout=self.triton_timeout,
+            triton_timeout=self.triton_timeout, speakers=self.speakers, speakers_audio=self.speakers_audio,
         )
 
 
