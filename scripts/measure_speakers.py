@@ -1,7 +1,9 @@
 """Speaker attribution on a generated two-person clip: per window, each face's speaking probability
 against the schedule, and the share of windows with one sole speaker where that speaker was picked.
 
-    .venv/bin/python scripts/measure_speakers.py ["A:0-5 B:5-10 A:10-14"] [--model tiny]
+    .venv/bin/python scripts/measure_speakers.py ["A:0-5 B:5-10 A:10-14"] [--occlusions "B:6-7.5"] [--model tiny]
+
+Also prints how many face ids the two people got (the goal: two).
 """
 import argparse
 import tempfile
@@ -19,9 +21,10 @@ from socialmae_rt.speakers import SpeakerConfig
 parser = argparse.ArgumentParser()
 parser.add_argument("schedule", nargs="?", default="A:0-5 B:5-10 A:10-14")
 parser.add_argument("--model", default="tiny", choices=["tiny", "small", "base"])
+parser.add_argument("--occlusions", default="", help="PERSON:START-END stretches hidden behind a panel")
 args = parser.parse_args()
 with tempfile.TemporaryDirectory() as folder:
-    clip = build_conversation_clip(Path(folder) / "two.mp4", args.schedule)
+    clip = build_conversation_clip(Path(folder) / "two.mp4", args.schedule, occlusions=args.occlusions)
     sink = MemorySink()
     with FaceDetector(FaceDetectorConfig()) as detector:
         pipeline = Pipeline(create_backend("torch", None, SocialMAEConfig.variant(args.model)),
@@ -47,5 +50,6 @@ for end_ns, faces in sorted(windows.items()):
     if truth is not None:
         judged += 1
         right += picked == truth
-print(f"schedule {args.schedule}: the sole speaker picked in {right} of {judged} windows "
-      f"({100 * right / max(judged, 1):.0f} %); ids {person}")
+print(f"schedule {args.schedule}, occlusions {args.occlusions or '-'}: the sole speaker picked in {right} of "
+      f"{judged} windows ({100 * right / max(judged, 1):.0f} %); {len({r.face_id for r in sink.results})} face ids "
+      f"for 2 people ({person})")

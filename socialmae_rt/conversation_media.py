@@ -6,7 +6,10 @@ in her turns of the schedule; while she speaks her mouth opens and closes with t
 her own speech (a dark opening drawn between the lips, as wide as her lips and as tall as the
 loudness says), and stays closed otherwise. The ground truth is the schedule.
 
-    python -m socialmae_rt.conversation_media OUT.mp4 [--schedule "A:0-5 B:5-10 A:10-14"]
+An occlusion (`--occlusions "B:6-7.5"`) hides a person behind a plain panel for that stretch, as
+someone walking in front would: the tracker loses her and must give her her id back.
+
+    python -m socialmae_rt.conversation_media OUT.mp4 [--schedule "A:0-5 B:5-10 A:10-14"] [--occlusions "B:6-7.5"]
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class ConversationClip:
     fps: int
     turns: tuple[Turn, ...]
     head_boxes: dict[str, tuple[int, int, int, int]]  # person -> pasted photo (x0, y0, x1, y1) in the frame
+    occlusions: tuple[Turn, ...] = ()  # (person, start, end): hidden behind a panel then
 
     def speakers_at(self, t_s: float) -> set[str]:
         return {turn.speaker for turn in self.turns if turn.start_s <= t_s < turn.end_s}
@@ -124,8 +128,9 @@ def loudness_per_frame(track: np.ndarray, sample_rate: int, fps: int, frames: in
 
 def build_conversation_clip(path: str | Path, schedule: str | tuple[Turn, ...] = "A:0-5 B:5-10 A:10-14",
                             fps: int = 25, width: int = 640, height: int = 480,
-                            sample_rate: int = 16000) -> ConversationClip:
+                            sample_rate: int = 16000, occlusions: str = "") -> ConversationClip:
     turns = parse_schedule(schedule) if isinstance(schedule, str) else tuple(schedule)
+    hidden = parse_schedule(occlusions) if occlusions.strip() else ()
     seconds = max(t.end_s for t in turns) + 1.0
     frames = int(round(seconds * fps))
     tracks = {p: np.zeros(int(round(seconds * sample_rate)), np.float32) for p in PEOPLE}
@@ -135,7 +140,7 @@ def build_conversation_clip(path: str | Path, schedule: str | tuple[Turn, ...] =
         tracks[turn.speaker][start:end] += fit_to_length(speech[turn.speaker], end - start, sample_rate)
     openings = {p: MAX_OPENING * loudness_per_frame(tracks[p], sample_rate, fps, frames) for p in PEOPLE}
     photos = heads()
-    clip = ConversationClip(Path(path), seconds, fps, turns, {})
+    clip = ConversationClip(Path(path), seconds, fps, turns, {}, hidden)
     placed, boxes = {}, {}
     for index, person in enumerate(PEOPLE):
         photo = photos[person]
@@ -150,10 +155,17 @@ def build_conversation_clip(path: str | Path, schedule: str | tuple[Turn, ...] =
     return clip
 
 
-def _frame(placed, openings, index: int, width: int, height: int) -> np.ndarray:
+OCCLUDER_BGR = (70, 70, 70)
+
+
+def _frame(clip: ConversationClip, placed, openings, index: int, width: int, height: int) -> np.ndarray:
     frame = np.empty((height, width, 3), np.uint8)
     frame[:] = BACKGROUND_BGR
+    t_s = index / clip.fps
     for person, (photo, left, top, scale) in placed.items():
+        if any(o.speaker == person and o.start_s <= t_s < o.end_s for o in clip.occlusions):
+            frame[top - 20:top + photo.shape[0] + 20, left - 20:left + photo.shape[1] + 20] = OCCLUDER_BGR
+            continue
         frame[top:top + photo.shape[0], left:left + photo.shape[1]] = photo
         opening = float(openings[person][index])
         if opening > 0.02:
@@ -175,7 +187,7 @@ def _write(clip: ConversationClip, placed, openings, audio: np.ndarray, width: i
         video = add_video_stream(container, layout)
         sound = add_audio_stream(container, layout)
         for index in range(int(round(clip.seconds * clip.fps))):
-            frame = av.VideoFrame.from_ndarray(_frame(placed, openings, index, width, height), format="bgr24")
+            frame = av.VideoFrame.from_ndarray(_frame(clip, placed, openings, index, width, height), format="bgr24")
             frame.pts = index
             container.mux(video.encode(frame))
         container.mux(video.encode())
@@ -190,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", help="the mp4 to write")
     parser.add_argument("--schedule", default="A:0-5 B:5-10 A:10-14",
                         help="turns SPEAKER:START-END in seconds, A = left (astronaut), B = right (Grace Hopper)")
+    parser.add_argument("--occlusions", default="", help="PERSON:START-END stretches hidden behind a panel")
     parser.add_argument("--fps", type=int, default=25)
     args = parser.parse_args(argv)
-    clip = build_conversation_clip(args.out, args.schedule, fps=args.fps)
+    clip = build_conversation_clip(args.out, args.schedule, fps=args.fps, occlusions=args.occlusions)
     print(f"wrote {clip.path}: {clip.seconds:.1f} s, turns " +
           " ".join(f"{t.speaker}:{t.start_s:g}-{t.end_s:g}" for t in clip.turns))
     return 0

@@ -87,6 +87,26 @@ def test_a_laugh_carries_the_face_that_speaks_or_none_when_nobody_visible_does(t
     assert len(onsets) == 1 and onsets[0].face_id is None  # heard, but no visible face was speaking
 
 
+def test_two_people_keep_two_ids_through_occlusions(tmp_path):
+    from socialmae_rt.messages import VideoFrame
+
+    clip = build_conversation_clip(tmp_path / "hidden.mp4", "A:0-4 B:4-8", occlusions="B:2-3.5 A:5-7")
+    ids: dict[int, set[str]] = {}
+    source = MediaFileSource(MediaFileConfig(str(clip.path)))
+    source.open()
+    with FaceDetector(FaceDetectorConfig()) as detector:
+        tracker = FaceTracker(detector, TrackerConfig())
+        for item in source:
+            if isinstance(item, VideoFrame):
+                hidden = {o.speaker for o in clip.occlusions if o.start_s <= item.stamp_ns / 1e9 < o.end_s}
+                for crop in tracker.update(item):
+                    centre = (crop.box.x0 + crop.box.x1) / 2
+                    person = next(p for p, (x0, _, x1, _) in clip.head_boxes.items() if x0 <= centre <= x1)
+                    assert person not in hidden
+                    ids.setdefault(crop.face_id, set()).add(person)
+    assert sorted(ids) == [1, 2] and sorted(p for people in ids.values() for p in people) == ["A", "B"]
+
+
 def test_schedules_are_checked():
     with pytest.raises(ValueError, match=r"expected SPEAKER:START-END, e.g. A:0-5"):
         parse_schedule("A0-5")
