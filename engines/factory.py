@@ -119,12 +119,13 @@ def _ort(variant: str) -> Callable[..., Backend]:
 
 
 def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, threads=None, **options) -> Backend:
-    """`threads` is accepted for a uniform call but only matters if this falls back to the CPU."""
+    """`threads`: the CPU threads of the ONNX Runtime fallback (TensorRT itself runs on the GPU)."""
     from .tensorrt_backend import TensorRTConfig, create_tensorrt_backend
 
     export = prepare_export(weights, config, cache_dir=cache_dir, seed=seed, on_status=on_status)
     trt_cache = str(Path(cache_dir or cache_root()) / "trt")
-    return create_tensorrt_backend(export, TensorRTConfig(cache_dir=trt_cache, **options), on_status=on_status)
+    return create_tensorrt_backend(export, TensorRTConfig(cache_dir=trt_cache, **options), on_status=on_status,
+                                   threads=threads)
 
 
 def _openvino(kind: str) -> Callable[..., Backend]:

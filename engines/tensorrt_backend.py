@@ -193,22 +193,27 @@ def _ort_providers() -> list[str] | None:
     return None
 
 
-def _ort_fallback(export: OnnxExport, why: str) -> Backend:
+def _ort_fallback(export: OnnxExport, why: str, threads: int | None = None) -> Backend:
     try:
+        import onnxruntime  # noqa: F401 - the fallback's runtime: missing means no fallback at all
+
         from .ort_backend import OrtBackend
     except ImportError as err:
         raise ImportError(
-            f"TensorRT cannot run here ({why}) and the ONNX Runtime fallback could not be imported: {err}"
+            f"TensorRT cannot run here ({why}) and the ONNX Runtime fallback could not be imported: {err}; "
+            "pip install onnxruntime (CPU) or onnxruntime-gpu"
         ) from err
-    return OrtBackend(export, variant="fp32", providers=_ort_providers())
+    return OrtBackend(export, variant="fp32", providers=_ort_providers(), threads=threads)
 
 
 def create_tensorrt_backend(
     export: OnnxExport | str | Path,
     config: TensorRTConfig | None = None,
     on_status: StatusCallback | None = None,
+    threads: int | None = None,
 ) -> Backend:
-    """TensorRT when it can run here; otherwise a loud warning and the ONNX Runtime backend.
+    """TensorRT when it can run here; otherwise a loud warning and the ONNX Runtime backend
+    (on `threads` CPU threads when it runs on the CPU).
 
     The returned backend's `info.name` says what it is ("tensorrt", or ONNX Runtime's own name).
     """
@@ -219,7 +224,7 @@ def create_tensorrt_backend(
     log.warning("TensorRT backend unavailable: %s. Falling back to the ONNX Runtime backend.", why)
     if on_status is not None:
         on_status(f"TensorRT unavailable; using ONNX Runtime ({why.split(' (')[0]})")
-    return _ort_fallback(export, why)
+    return _ort_fallback(export, why, threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,11 +362,15 @@ class _TensorRT:
     def obtain_engine(self, export: OnnxExport, modality: Modality, config: TensorRTConfig,
                       on_build: Callable[[Modality, str], None]) -> LoadedEngine:
         onnx_path = export.graph(modality)
+        def build_here():
+            with torch.cuda.device(self.device):  # TensorRT builds for the GPU current at build time
+                return self.build_plan(onnx_path, config)
+
         return load_or_build(
             config.cache_path,
             self.key_parts(onnx_path, config),
             force_rebuild=config.force_rebuild,
-            build=lambda: self.build_plan(onnx_path, config),
+            build=build_here,
             deserialize=self.deserialize,
             on_build=lambda reason: on_build(modality, reason),
         )
@@ -523,11 +532,12 @@ class TensorRTBackend:
 
     def infer(self, audio: np.ndarray | None = None, video: np.ndarray | None = None) -> BackendOutput:
         modality, inputs, batch = check_inputs(audio, video, self.window_shapes)  # before any GPU work
-        runner = self._runner(modality)
         pieces = []
-        with self._lock, torch.cuda.device(self._env.device):
-            for rows in batch_chunks(batch, self.config.max_batch):
-                pieces.append(runner.run({name: array[rows] for name, array in inputs.items()}))
+        with self._lock:  # close() takes it too: a closed backend is never half-used
+            runner = self._runner(modality)
+            with torch.cuda.device(self._env.device):
+                for rows in batch_chunks(batch, self.config.max_batch):
+                    pieces.append(runner.run({name: array[rows] for name, array in inputs.items()}))
         outputs = {name: np.concatenate([piece[name] for piece in pieces]) for name in self.outputs}
         check_fp16_finite(outputs, f"TensorRT {modality.value} engine")
         return BackendOutput(embedding=outputs["embedding"], heads={name: outputs[name] for name in self.outputs[1:]})

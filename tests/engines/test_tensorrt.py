@@ -481,14 +481,23 @@ def test_fallback_warns_and_returns_onnx_runtime_matching_torch(tiny_export, cap
 
 
 @needs_fallback
-def test_fallback_that_cannot_import_onnx_runtime_backend_says_both_reasons(tiny_export, monkeypatch, caplog):
+@pytest.mark.parametrize("missing", ["socialmae_rt.engines.ort_backend", "onnxruntime"])
+def test_fallback_that_cannot_import_onnx_runtime_backend_says_both_reasons(tiny_export, monkeypatch, caplog, missing):
     _, export = tiny_export
-    monkeypatch.setitem(sys.modules, "socialmae_rt.engines.ort_backend", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, missing, None)  # import now raises ImportError (onnxruntime: not installed)
     with caplog.at_level(logging.WARNING), pytest.raises(ImportError) as raised:
         create_tensorrt_backend(export.directory)
     assert f"TensorRT cannot run here ({WHY_NO_TENSORRT})" in str(raised.value)
     assert "ONNX Runtime fallback could not be imported" in str(raised.value)
     assert "TensorRT backend unavailable" in caplog.text
+
+
+@needs_fallback
+def test_the_cpu_fallback_runs_on_the_threads_asked_for(tiny_export):
+    _, export = tiny_export
+    backend = create_tensorrt_backend(export, TensorRTConfig(), threads=1)
+    assert backend.info.name == "ort" and backend.threads == 1
+    backend.close()
 
 
 # ---------------------------------------------------------------------------------------------
