@@ -65,6 +65,10 @@ class CacheKeyParts:
     compute_capability: str  # "8.9": plans are specific to a GPU architecture
     precision: str  # "fp16" or "fp32" as requested; the effective flags follow from the GPU
     profile: BatchProfile
+    # Two cards of one compute capability may still differ (SM count, memory): TensorRT warns and
+    # may fail on another model's plan. The workspace limit changes which tactics the build picks.
+    gpu_name: str = ""
+    workspace_mb: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,15 +77,19 @@ class CacheKeyParts:
             "compute_capability": self.compute_capability,
             "precision": self.precision,
             "profile": self.profile.as_dict(),
+            "gpu_name": self.gpu_name,
+            "workspace_mb": self.workspace_mb,
         }
 
     @property
     def key(self) -> str:
-        return cache_key(self.onnx_sha256, self.trt_version, self.compute_capability, self.precision, self.profile)
+        return cache_key(self.onnx_sha256, self.trt_version, self.compute_capability, self.precision, self.profile,
+                         self.gpu_name, self.workspace_mb)
 
 
 def cache_key(
-    onnx_sha256: str, trt_version: str, compute_capability: str, precision: str, profile: BatchProfile
+    onnx_sha256: str, trt_version: str, compute_capability: str, precision: str, profile: BatchProfile,
+    gpu_name: str = "", workspace_mb: int = 0,
 ) -> str:
     """sha256 hex digest of the canonical JSON (sorted keys, no spaces) of every key part."""
     parts = {
@@ -90,6 +98,8 @@ def cache_key(
         "compute_capability": compute_capability,
         "precision": precision,
         "profile": profile.as_dict(),
+        "gpu_name": gpu_name,
+        "workspace_mb": workspace_mb,
     }
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -180,6 +190,7 @@ def _write_atomically(target: Path, data) -> None:
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     replaced = False
     try:
+        os.fchmod(handle, 0o666 & ~_umask())  # mkstemp makes 0600: a shared cache must be readable by its group
         with os.fdopen(handle, "wb") as f:
             f.write(data)
             f.flush()
@@ -189,6 +200,12 @@ def _write_atomically(target: Path, data) -> None:
     finally:  # whatever interrupted us (even KeyboardInterrupt) propagates; the partial file does not stay
         if not replaced:
             Path(temporary).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_plan(

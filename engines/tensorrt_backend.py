@@ -79,7 +79,7 @@ def _is_int(value: Any) -> bool:
 
 @dataclass
 class TensorRTConfig:
-    precision: str = "fp16"  # "fp16" lets TensorRT pick fp16 kernels; "fp32" keeps full precision
+    precision: str = "fp16"  # "fp16" lets TensorRT pick fp16 kernels; "fp32" keeps full fp32 (TF32 off)
     max_batch: int = 4  # device buffers and the engine profile are sized for this many windows
     opt_batch: int = 1  # the batch TensorRT tunes its kernels for (a live robot runs batch 1)
     workspace_mb: int = 2048  # scratch memory TensorRT may use per layer while building and running
@@ -270,8 +270,12 @@ def _network_shapes(count: int, get) -> dict[str, list[int]]:
 
 
 def _enable_fp16(trt, builder, config, precision: str) -> bool:
-    """Set the FP16 flag when asked for and useful; return whether it is set."""
+    """Set the FP16 flag when asked for and useful; return whether it is set. "fp32" means full
+    fp32: TensorRT's default TF32 matmuls (10-bit mantissa on Ampere and later) are turned off."""
     if precision != "fp16":
+        tf32 = getattr(trt.BuilderFlag, "TF32", None)
+        if tf32 is not None:
+            config.clear_flag(tf32)
         return False
     flag = getattr(trt.BuilderFlag, "FP16", None)
     if flag is None:  # TensorRT 11 removed weak typing and its precision flags
@@ -308,7 +312,7 @@ class _TensorRT:
 
     def key_parts(self, onnx_path: Path, config: TensorRTConfig) -> CacheKeyParts:
         return CacheKeyParts(sha256_file(onnx_path), self.version, self.compute_capability, config.precision,
-                             config.profile)
+                             config.profile, gpu_name=self.gpu_name, workspace_mb=config.workspace_mb)
 
     def build_plan(self, onnx_path: Path, config: TensorRTConfig) -> tuple[Any, dict[str, Any]]:
         """Parse the ONNX graph and build a serialized engine: -> (plan, sidecar extras)."""

@@ -104,6 +104,8 @@ def test_cache_key_is_deterministic_hex():
         {"precision": "fp32"},
         {"profile": BatchProfile(min=1, opt=2, max=4)},
         {"profile": BatchProfile(min=1, opt=1, max=8)},
+        {"gpu_name": "NVIDIA L4"},  # same compute capability (8.9) as an RTX 4090: another card
+        {"workspace_mb": 4096},
     ],
     ids=lambda change: next(iter(change)) + "=" + str(next(iter(change.values()))),
 )
@@ -132,6 +134,18 @@ def test_written_plan_is_found_with_a_full_sidecar(tmp_path):
     assert sidecar["key"] == parts.key and sidecar["key_parts"] == parts.as_dict()
     assert sidecar["build_seconds"] == 12.5 and sidecar["inputs"] == {"audio": [-1, 1024, 128]}
     assert sidecar["onnx_path"] == "/x/audio.onnx" and sidecar["workspace_mb"] == 2048
+
+
+def test_plans_follow_the_umask_so_a_shared_cache_is_readable(tmp_path):
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        plan = write_plan(tmp_path, key_parts(), b"plan")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(plan.stat().st_mode) == 0o644  # mkstemp alone would leave 0600
 
 
 def test_buffers_other_than_bytes_are_written(tmp_path):
