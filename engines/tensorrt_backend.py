@@ -68,6 +68,23 @@ class EngineBuildError(RuntimeError):
     """TensorRT could not parse the ONNX graph or build an engine from it."""
 
 
+class EngineLoadError(RuntimeError):
+    """A plan could not be loaded for a reason that says nothing against the plan (GPU memory,
+    driver trouble): it is kept, not deleted and rebuilt."""
+
+
+# What TensorRT says when a plan itself is unusable (another TensorRT version or GPU, a damaged
+# file): only then is a cached plan deleted and rebuilt (minutes).
+INVALID_PLAN_SIGNS = ("serializ", "version", "magic", "compatib", "corrupt", "invalid", "mismatch", "platform",
+                      "truncat")
+
+
+def plan_is_invalid(messages: Sequence[str]) -> bool:
+    """Whether TensorRT's messages about a failed deserialisation blame the plan itself."""
+    text = " ".join(messages).lower()
+    return any(sign in text for sign in INVALID_PLAN_SIGNS)
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------------
@@ -350,18 +367,24 @@ class _TensorRT:
         return plan, extra
 
     def deserialize(self, plan) -> Any | None:
-        """The engine, or None when TensorRT refuses the plan (it logs why through our logger)."""
+        """The engine; None when TensorRT says the plan itself is unusable (then it is rebuilt);
+        EngineLoadError for any other failure (out of GPU memory ...: the plan is kept)."""
         self.logger.recent_errors.clear()
+        failure = None
         try:
             with torch.cuda.device(self.device):
                 engine = self.runtime.deserialize_cuda_engine(plan)
         except (RuntimeError, TypeError, ValueError) as err:
-            log.warning("TensorRT could not deserialize the plan: %s", err)
+            engine, failure = None, str(err)
+        if engine is not None:
+            return engine
+        messages = [*self.logger.recent_errors, *([failure] if failure else [])]
+        reason = "; ".join(messages) or "no reason given"
+        if plan_is_invalid(messages):
+            log.warning("TensorRT cannot use the plan: %s", reason)
             return None
-        if engine is None:
-            log.warning("TensorRT could not deserialize the plan: %s",
-                        "; ".join(self.logger.recent_errors) or "no reason given")
-        return engine
+        raise EngineLoadError(f"TensorRT could not load the plan ({reason}); it is kept, not rebuilt: free GPU "
+                              "memory and start again, or delete the cache to force a rebuild")
 
     def obtain_engine(self, export: OnnxExport, modality: Modality, config: TensorRTConfig,
                       on_build: Callable[[Modality, str], None]) -> LoadedEngine:

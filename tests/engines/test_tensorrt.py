@@ -317,6 +317,34 @@ def test_plan_that_fails_to_deserialize_is_deleted_and_rebuilt_once(tmp_path, ca
     assert find_plan(tmp_path, key_parts()).read_bytes() == b"new 1"
 
 
+def test_a_load_failure_that_does_not_blame_the_plan_keeps_it(tmp_path):
+    from socialmae_rt.engines.tensorrt_backend import EngineLoadError
+
+    fake = FakeTensorRT()
+    run_load_or_build(tmp_path, fake)  # a valid plan in the cache
+
+    def out_of_memory(plan):
+        raise EngineLoadError("TensorRT could not load the plan (Requested amount of GPU memory could not be "
+                              "allocated); it is kept")
+
+    with pytest.raises(EngineLoadError):
+        load_or_build(tmp_path, key_parts(), force_rebuild=False, build=fake.build, deserialize=out_of_memory)
+    assert find_plan(tmp_path, key_parts()) is not None and fake.builds == 1  # kept, nothing rebuilt
+
+
+@pytest.mark.parametrize("messages, invalid", [
+    (["The engine plan file is not compatible with this version of TensorRT, expecting library version 10.3"], True),
+    (["Serialization assertion magicTagRead == kMAGIC_TAG failed. Magic tag does not match"], True),
+    (["1: [defaultAllocator.cpp::allocate::31] Error Code 1: Cuda Runtime (out of memory)"], False),
+    (["Requested amount of GPU memory (1073741824 bytes) could not be allocated."], False),
+    ([], False),
+])
+def test_only_messages_that_blame_the_plan_count_as_an_invalid_plan(messages, invalid):
+    from socialmae_rt.engines.tensorrt_backend import plan_is_invalid
+
+    assert plan_is_invalid(messages) is invalid
+
+
 def test_fresh_plan_that_fails_to_deserialize_raises_and_is_not_kept(tmp_path):
     fake = FakeTensorRT(loadable=set())  # nothing loads
     with pytest.raises(EngineCacheError, match="cannot load it"):
