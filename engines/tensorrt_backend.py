@@ -55,9 +55,10 @@ from .onnx_export import OnnxExport, load_export, sha256_file
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
-    "pip install --extra-index-url https://pypi.nvidia.com tensorrt "
+    "pip install --extra-index-url https://pypi.nvidia.com 'tensorrt>=10,<11' "
     "(TensorRT 10, needs an NVIDIA GPU and driver)"
 )
+SUPPORTED_MAJOR = 10  # name-based I/O, execute_async_v3, explicit batch by default; 11 drops the FP16 flag
 
 
 class TensorRTUnavailable(RuntimeError):
@@ -190,9 +191,14 @@ def describe_parse_failure(onnx_path: str | Path, messages: Sequence[str]) -> st
 def tensorrt_unavailable_reason() -> str | None:
     """Why the TensorRT backend cannot run here, or None when it can."""
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except (ImportError, OSError) as err:  # OSError: the wheel is there but libnvinfer cannot load
         return f"TensorRT is not installed ({err}); install it with: {INSTALL_HINT}"
+    version = str(getattr(tensorrt, "__version__", "unknown"))
+    major = version.split(".")[0]
+    if not major.isdigit() or int(major) < SUPPORTED_MAJOR:
+        # 8.x (JetPack 6.1 and older) builds implicit-batch networks from create_network(0)
+        return f"TensorRT {version} is installed; this backend needs TensorRT 10 ({INSTALL_HINT})"
     if not torch.cuda.is_available():
         return "no CUDA GPU (torch.cuda.is_available() is False: no NVIDIA driver/GPU, or a CPU-only torch build)"
     return None

@@ -491,7 +491,7 @@ def test_missing_tensorrt_is_named_with_the_install_hint():
 @needs_no_tensorrt
 def test_build_engines_without_tensorrt_says_how_to_install(tiny_export):
     _, export = tiny_export
-    with pytest.raises(TensorRTUnavailable, match="pip install --extra-index-url https://pypi.nvidia.com tensorrt"):
+    with pytest.raises(TensorRTUnavailable, match=r"pip install --extra-index-url https://pypi.nvidia.com 'tensorrt>=10,<11'"):
         build_engines(export.directory, TensorRTConfig())
 
 
@@ -532,6 +532,17 @@ def test_fallback_that_cannot_import_onnx_runtime_backend_says_both_reasons(tiny
     assert f"TensorRT cannot run here ({WHY_NO_TENSORRT})" in str(raised.value)
     assert "ONNX Runtime fallback could not be imported" in str(raised.value)
     assert "TensorRT backend unavailable" in caplog.text
+
+
+@pytest.mark.parametrize("version", ["8.6.1", "8.5.2.2"])
+def test_tensorrt_older_than_10_is_refused_naming_the_version(monkeypatch, version):
+    import types
+
+    from socialmae_rt.engines.tensorrt_backend import tensorrt_unavailable_reason
+
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))  # as JetPack 6.1 ships
+    reason = tensorrt_unavailable_reason()
+    assert reason.startswith(f"TensorRT {version} is installed; this backend needs TensorRT 10")
 
 
 @needs_fallback
