@@ -292,7 +292,16 @@ def _network_shapes(count: int, get) -> dict[str, list[int]]:
     return {tensor.name: [int(d) for d in tensor.shape] for tensor in (get(i) for i in range(count))}
 
 
-def _enable_fp16(trt, builder, config, precision: str) -> bool:
+def fast_fp16(compute_capability: str) -> bool:
+    """Whether a GPU of this compute capability runs fp16 at least at fp32 speed: 6.0 (P100),
+    6.2 (Jetson TX2) and 7.0 onwards; the consumer Pascal cards (6.1) run fp16 at 1/64 rate.
+    (Read from the capability because `IBuilder.platform_has_fast_fp16` is deprecated in TensorRT 10.)"""
+    major, _, minor = compute_capability.partition(".")
+    version = (int(major), int(minor or 0))
+    return version >= (7, 0) or version in ((6, 0), (6, 2), (5, 3))
+
+
+def _enable_fp16(trt, compute_capability: str, config, precision: str) -> bool:
     """Set the FP16 flag when asked for and useful; return whether it is set. "fp32" means full
     fp32: TensorRT's default TF32 matmuls (10-bit mantissa on Ampere and later) are turned off."""
     if precision != "fp16":
@@ -306,8 +315,9 @@ def _enable_fp16(trt, builder, config, precision: str) -> bool:
             f"TensorRT {trt.__version__} has no FP16 builder flag (removed with weak typing in TensorRT 11); "
             "use TensorRTConfig(precision='fp32') or install TensorRT 10"
         )
-    if not getattr(builder, "platform_has_fast_fp16", True):
-        log.warning("this GPU has no fast FP16: building the engine with fp32 kernels")
+    if not fast_fp16(compute_capability):
+        log.warning("this GPU (compute capability %s) has no fast FP16: building the engine with fp32 kernels",
+                    compute_capability)
         return False
     config.set_flag(flag)
     return True
@@ -351,7 +361,7 @@ class _TensorRT:
         outputs = _network_shapes(network.num_outputs, network.get_output)
         builder_config = builder.create_builder_config()
         builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mb << 20)
-        fp16 = _enable_fp16(trt, builder, builder_config, config.precision)
+        fp16 = _enable_fp16(trt, self.compute_capability, builder_config, config.precision)
         profile = builder.create_optimization_profile()
         for name, shape in inputs.items():
             profile.set_shape(name, *profile_shapes(name, shape, config.profile))

@@ -534,6 +534,14 @@ def test_fallback_that_cannot_import_onnx_runtime_backend_says_both_reasons(tiny
     assert "TensorRT backend unavailable" in caplog.text
 
 
+@pytest.mark.parametrize("capability, fast", [("8.9", True), ("7.0", True), ("6.0", True), ("6.1", False),
+                                              ("5.2", False), ("8.7", True), ("12.0", True)])
+def test_fast_fp16_is_read_from_the_compute_capability(capability, fast):
+    from socialmae_rt.engines.tensorrt_backend import fast_fp16
+
+    assert fast_fp16(capability) is fast
+
+
 @pytest.mark.parametrize("version", ["8.6.1", "8.5.2.2"])
 def test_tensorrt_older_than_10_is_refused_naming_the_version(monkeypatch, version):
     import types
