@@ -285,6 +285,27 @@ def verify_export(export: OnnxExport, model: SocialMAE, variant: str = "fp32", a
     return report
 
 
+def fp16_graph(export: OnnxExport, modality: Modality) -> Path:
+    """The graph of `modality` with fp16 weights and arithmetic but fp32 inputs and outputs (cast
+    inside), written beside the fp32 one once and recorded in the manifest ("fp16"). A strongly
+    typed TensorRT network (the only kind TensorRT 11 builds) runs in the precision of its graph."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    entry = export.manifest["graphs"][modality.value]
+    recorded = entry.get("fp16")
+    if recorded is not None:
+        path = export.directory / recorded["file"]
+        if path.is_file() and sha256_file(path) == recorded["sha256"]:
+            return path
+    source = export.graph(modality)
+    target = source.with_name(f"{modality.value}.fp16.onnx")
+    onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(target))
+    entry["fp16"] = {"file": target.name, "sha256": sha256_file(target)}
+    write_manifest(export)
+    return target
+
+
 def has_int8(export: OnnxExport) -> bool:
     """True when the export holds int8 graphs of the current kind (7-bit weights; earlier
     8-bit ones saturate on CPUs without VNNI and are made again)."""

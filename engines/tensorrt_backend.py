@@ -55,10 +55,11 @@ from .onnx_export import OnnxExport, load_export, sha256_file
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
-    "pip install --extra-index-url https://pypi.nvidia.com 'tensorrt>=10,<11' "
-    "(TensorRT 10, needs an NVIDIA GPU and driver)"
+    "pip install --extra-index-url https://pypi.nvidia.com 'tensorrt>=10,<12' "
+    "(TensorRT 10 or 11, needs an NVIDIA GPU and driver)"
 )
-SUPPORTED_MAJOR = 10  # name-based I/O, execute_async_v3, explicit batch by default; 11 drops the FP16 flag
+SUPPORTED_MAJOR = 10  # name-based I/O, execute_async_v3, explicit batch by default
+STRONGLY_TYPED_MAJOR = 11  # weak typing (BuilderFlag.FP16) is gone: the graph's own types decide
 
 
 class TensorRTUnavailable(RuntimeError):
@@ -198,7 +199,7 @@ def tensorrt_unavailable_reason() -> str | None:
     major = version.split(".")[0]
     if not major.isdigit() or int(major) < SUPPORTED_MAJOR:
         # 8.x (JetPack 6.1 and older) builds implicit-batch networks from create_network(0)
-        return f"TensorRT {version} is installed; this backend needs TensorRT 10 ({INSTALL_HINT})"
+        return f"TensorRT {version} is installed; this backend needs TensorRT 10 or 11 ({INSTALL_HINT})"
     if not torch.cuda.is_available():
         return "no CUDA GPU (torch.cuda.is_available() is False: no NVIDIA driver/GPU, or a CPU-only torch build)"
     return None
@@ -301,20 +302,23 @@ def fast_fp16(compute_capability: str) -> bool:
     return version >= (7, 0) or version in ((6, 0), (6, 2), (5, 3))
 
 
+def _full_fp32(trt, config) -> None:
+    """No TF32 matmuls (TensorRT's default on Ampere and later: a 10-bit mantissa)."""
+    tf32 = getattr(trt.BuilderFlag, "TF32", None)
+    if tf32 is not None:
+        config.clear_flag(tf32)
+
+
 def _enable_fp16(trt, compute_capability: str, config, precision: str) -> bool:
     """Set the FP16 flag when asked for and useful; return whether it is set. "fp32" means full
     fp32: TensorRT's default TF32 matmuls (10-bit mantissa on Ampere and later) are turned off."""
     if precision != "fp16":
-        tf32 = getattr(trt.BuilderFlag, "TF32", None)
-        if tf32 is not None:
-            config.clear_flag(tf32)
+        _full_fp32(trt, config)
         return False
     flag = getattr(trt.BuilderFlag, "FP16", None)
-    if flag is None:  # TensorRT 11 removed weak typing and its precision flags
-        raise EngineBuildError(
-            f"TensorRT {trt.__version__} has no FP16 builder flag (removed with weak typing in TensorRT 11); "
-            "use TensorRTConfig(precision='fp32') or install TensorRT 10"
-        )
+    if flag is None:  # weak typing gone (TensorRT 11): build_plan takes the strongly typed path there
+        raise EngineBuildError(f"TensorRT {trt.__version__} has no FP16 builder flag; build a strongly typed "
+                               "network from the fp16 graph instead")
     if not fast_fp16(compute_capability):
         log.warning("this GPU (compute capability %s) has no fast FP16: building the engine with fp32 kernels",
                     compute_capability)
@@ -347,13 +351,31 @@ class _TensorRT:
         return CacheKeyParts(sha256_file(onnx_path), self.version, self.compute_capability, config.precision,
                              config.profile, gpu_name=self.gpu_name, workspace_mb=config.workspace_mb)
 
+    @property
+    def strongly_typed(self) -> bool:
+        """TensorRT 11 builds strongly typed networks only: fp16 comes from an fp16 graph."""
+        major = str(self.version).split(".")[0]
+        return major.isdigit() and int(major) >= STRONGLY_TYPED_MAJOR
+
+    def graph_for(self, export: OnnxExport, modality: Modality, precision: str) -> Path:
+        """The ONNX graph a plan is built from: the fp16 graph for fp16 on a strongly typed
+        TensorRT, else the fp32 one (TensorRT 10 lowers it to fp16 by the builder flag)."""
+        if self.strongly_typed and precision == "fp16":
+            from .onnx_export import fp16_graph
+
+            return fp16_graph(export, modality)
+        return export.graph(modality)
+
     def build_plan(self, onnx_path: Path, config: TensorRTConfig) -> tuple[Any, dict[str, Any]]:
         """Parse the ONNX graph and build a serialized engine: -> (plan, sidecar extras)."""
         trt = self.trt
         started = time.perf_counter()
         self.logger.recent_errors.clear()
         builder = trt.Builder(self.logger)
-        network = builder.create_network(0)  # TensorRT 10: always explicit batch (EXPLICIT_BATCH is deprecated)
+        if self.strongly_typed:
+            network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+        else:
+            network = builder.create_network(0)  # TensorRT 10: always explicit batch (EXPLICIT_BATCH is deprecated)
         parser = trt.OnnxParser(network, self.logger)
         if not parser.parse_from_file(str(onnx_path)):  # from the file: better diagnostics, external weights
             raise EngineBuildError(describe_parse_failure(onnx_path, parser_errors(parser)))
@@ -361,7 +383,12 @@ class _TensorRT:
         outputs = _network_shapes(network.num_outputs, network.get_output)
         builder_config = builder.create_builder_config()
         builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mb << 20)
-        fp16 = _enable_fp16(trt, self.compute_capability, builder_config, config.precision)
+        if self.strongly_typed:  # no precision flags: the graph's types are the precision
+            fp16 = config.precision == "fp16"
+            if not fp16:
+                _full_fp32(trt, builder_config)
+        else:
+            fp16 = _enable_fp16(trt, self.compute_capability, builder_config, config.precision)
         profile = builder.create_optimization_profile()
         for name, shape in inputs.items():
             profile.set_shape(name, *profile_shapes(name, shape, config.profile))
@@ -376,6 +403,7 @@ class _TensorRT:
             "build_seconds": round(time.perf_counter() - started, 2),
             "workspace_mb": config.workspace_mb,
             "fp16_enabled": fp16,
+            "strongly_typed": self.strongly_typed,
             "gpu_name": self.gpu_name,
             "inputs": inputs,
             "outputs": outputs,
@@ -404,7 +432,8 @@ class _TensorRT:
 
     def obtain_engine(self, export: OnnxExport, modality: Modality, config: TensorRTConfig,
                       on_build: Callable[[Modality, str], None]) -> LoadedEngine:
-        onnx_path = export.graph(modality)
+        onnx_path = self.graph_for(export, modality, config.precision)
+
         def build_here():
             with torch.cuda.device(self.device):  # TensorRT builds for the GPU current at build time
                 return self.build_plan(onnx_path, config)

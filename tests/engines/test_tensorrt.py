@@ -491,7 +491,7 @@ def test_missing_tensorrt_is_named_with_the_install_hint():
 @needs_no_tensorrt
 def test_build_engines_without_tensorrt_says_how_to_install(tiny_export):
     _, export = tiny_export
-    with pytest.raises(TensorRTUnavailable, match=r"pip install --extra-index-url https://pypi.nvidia.com 'tensorrt>=10,<11'"):
+    with pytest.raises(TensorRTUnavailable, match=r"pip install --extra-index-url https://pypi.nvidia.com 'tensorrt>=10,<12'"):
         build_engines(export.directory, TensorRTConfig())
 
 
@@ -550,7 +550,7 @@ def test_tensorrt_older_than_10_is_refused_naming_the_version(monkeypatch, versi
 
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__=version))  # as JetPack 6.1 ships
     reason = tensorrt_unavailable_reason()
-    assert reason.startswith(f"TensorRT {version} is installed; this backend needs TensorRT 10")
+    assert reason.startswith(f"TensorRT {version} is installed; this backend needs TensorRT 10 or 11")
 
 
 @needs_fallback
@@ -660,3 +660,80 @@ def test_force_rebuild_and_build_engines_summary(tiny_export, trt_cache):
     forced = build_engines(export.directory, dataclasses.replace(config, force_rebuild=True),
                            modalities=[Modality.VIDEO])
     assert forced["video"]["action"] == "built"
+
+
+# ---------------------------------------------------------------------------------------------
+# The build path against a stand-in of the TensorRT 10 and 11 APIs (tests/engines/tensorrt_standin.py)
+# ---------------------------------------------------------------------------------------------
+
+def standin_runtime(version: str):
+    import importlib.util
+    from types import SimpleNamespace
+
+    from socialmae_rt.engines.tensorrt_backend import _TensorRT
+
+    spec = importlib.util.spec_from_file_location("tensorrt_standin", Path(__file__).with_name("tensorrt_standin.py"))
+    standin = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("tensorrt_standin", standin)  # dataclasses look their module up there
+    spec.loader.exec_module(standin)
+    make_tensorrt = standin.make_tensorrt
+
+    env = object.__new__(_TensorRT)  # no CUDA here: everything build_plan needs, set by hand
+    env.trt = make_tensorrt(version)
+    env.version, env.compute_capability, env.gpu_name = version, "8.9", "stand-in GPU"
+    env.logger = SimpleNamespace(recent_errors=[])
+    return env
+
+
+@pytest.mark.parametrize("version, precision, strongly_typed, flags_set, tf32_cleared, graph_suffix", [
+    ("10.3.0", "fp16", False, ["FP16"], False, "audiovisual.onnx"),
+    ("10.3.0", "fp32", False, [], True, "audiovisual.onnx"),
+    ("11.4.0", "fp16", True, [], False, "audiovisual.fp16.onnx"),
+    ("11.4.0", "fp32", True, [], True, "audiovisual.onnx"),
+])
+def test_plans_build_weakly_typed_on_10_and_strongly_typed_from_the_fp16_graph_on_11(
+        tiny_export, tmp_path, version, precision, strongly_typed, flags_set, tf32_cleared, graph_suffix):
+    import shutil
+
+    from socialmae_rt.engines.onnx_export import load_export
+
+    _, export = tiny_export
+    export = load_export(shutil.copytree(export.directory, tmp_path / "export"))  # fp16 graphs are written beside
+    env = standin_runtime(version)
+    config = TensorRTConfig(precision=precision, max_batch=4)
+    graph = env.graph_for(export, Modality.AUDIOVISUAL, precision)
+    plan, extra = env.build_plan(graph, config)
+    calls = env.trt.calls
+    assert graph.name == graph_suffix and calls.parsed == [str(graph)]
+    assert calls.network_flags == [(1 << 1) if strongly_typed else 0]
+    assert [flag.name for flag in calls.set_flags] == flags_set
+    assert ([flag.name for flag in calls.cleared_flags] == ["TF32"]) is tf32_cleared
+    assert extra["strongly_typed"] is strongly_typed and extra["fp16_enabled"] is (precision == "fp16")
+    assert calls.pool_limits == [(env.trt.MemoryPoolType.WORKSPACE, config.workspace_mb << 20)]
+    assert calls.profile_shapes["audio"] == ((1, 1024, 128), (1, 1024, 128), (4, 1024, 128))
+    assert plan.startswith(b"plan from")
+    # a different graph (or TensorRT major) is a different plan
+    key = env.key_parts(graph, config).key
+    assert key != standin_runtime("10.3.0" if version.startswith("11") else "11.4.0").key_parts(graph, config).key
+
+
+def test_the_fp16_graph_keeps_fp32_io_and_stays_close_to_fp32(tiny_export, tmp_path):
+    import shutil
+
+    import onnx
+    import onnxruntime as ort
+
+    from socialmae_rt.engines.onnx_export import fp16_graph, load_export
+
+    model, export = tiny_export
+    export = load_export(shutil.copytree(export.directory, tmp_path / "export"))
+    path = fp16_graph(export, Modality.AUDIOVISUAL)
+    graph = onnx.load(str(path)).graph
+    assert {v.type.tensor_type.elem_type for v in [*graph.input, *graph.output]} == {onnx.TensorProto.FLOAT}
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
+    assert load_export(export.directory).manifest["graphs"]["audiovisual"]["fp16"]["file"] == path.name
+    assert fp16_graph(load_export(export.directory), Modality.AUDIOVISUAL) == path  # made once
+    inputs = example_inputs(TINY, batch=2, seed=3)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["emotion"], inputs)[0]
+    expected = torch_outputs(model, inputs, Modality.AUDIOVISUAL)["emotion"]
+    np.testing.assert_allclose(got, expected, atol=1e-2)
