@@ -553,6 +553,17 @@ def test_tensorrt_older_than_10_is_refused_naming_the_version(monkeypatch, versi
     assert reason.startswith(f"TensorRT {version} is installed; this backend needs TensorRT 10 or 11")
 
 
+@needs_no_tensorrt
+def test_the_gpu_check_script_says_why_it_cannot_run_here():
+    import subprocess
+
+    script = Path(__file__).parents[2] / "scripts" / "gpu_check.py"
+    result = subprocess.run([sys.executable, str(script), "--model", "tiny"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip() == f"gpu_check: cannot run here: {WHY_NO_TENSORRT}"
+
+
 @needs_fallback
 def test_the_cpu_fallback_runs_on_the_threads_asked_for(tiny_export):
     _, export = tiny_export
