@@ -748,3 +748,50 @@ def test_the_fp16_graph_keeps_fp32_io_and_stays_close_to_fp32(tiny_export, tmp_p
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["emotion"], inputs)[0]
     expected = torch_outputs(model, inputs, Modality.AUDIOVISUAL)["emotion"]
     np.testing.assert_allclose(got, expected, atol=1e-2)
+
+
+def test_close_waits_for_a_running_inference_and_a_closed_backend_refuses():
+    """infer and close share one lock: close cannot release the engines under a running call, and a
+    closed backend refuses. (That the closed check now sits under the lock, closing the window
+    between check and lock, is not provable by a deterministic test.) The runner is a deliberately
+    slow stand-in (timing only); device -1 makes torch.cuda.device a no-op."""
+    import threading
+    from types import SimpleNamespace
+
+    from socialmae_rt.engines.tensorrt_backend import TensorRTBackend
+
+    started, release = threading.Event(), threading.Event()
+
+    class SlowRunner:
+        released = False
+
+        def run(self, inputs):
+            started.set()
+            release.wait(timeout=60)
+            batch = next(iter(inputs.values())).shape[0]
+            return {"embedding": np.zeros((batch, 4), np.float32), "emotion": np.zeros((batch, 6), np.float32)}
+
+        def release(self):
+            self.released = True
+
+    runner = SlowRunner()
+    backend = object.__new__(TensorRTBackend)
+    backend.config, backend.state, backend.outputs = TensorRTConfig(max_batch=4), "ready", ["embedding", "emotion"]
+    backend.window_shapes = {"audio": (1024, 128), "video": (3, 224, 224, 8)}
+    backend._lock, backend._runners = threading.Lock(), {Modality.AUDIO: runner}
+    backend._env = SimpleNamespace(device=-1)
+    audio = np.zeros((1, 1024, 128), np.float32)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(backend.infer(audio, None)))
+    worker.start()
+    assert started.wait(timeout=60)
+    closer = threading.Thread(target=backend.close)
+    closer.start()
+    closer.join(timeout=0.5)
+    assert closer.is_alive() and not runner.released  # waits for the running call
+    release.set()
+    worker.join(timeout=60)
+    closer.join(timeout=60)
+    assert results and results[0].embedding.shape == (1, 4) and runner.released and backend.state == "closed"
+    with pytest.raises(RuntimeError, match="this TensorRT backend is closed"):
+        backend.infer(audio, None)
