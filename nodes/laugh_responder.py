@@ -12,6 +12,7 @@ To build your own behaviour, copy this file and replace `respond()`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -114,7 +115,25 @@ class LaughResponder(Node):
         subprocess.Popen([self._player, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def node_help() -> str:
+    from socialmae_rt.field_help import field_comments, parameter_table
+
+    defaults, comments = LaughResponderConfig(), field_comments(LaughResponderConfig)
+    meanings = {"onset_topic": "laughter onsets to react to (std_msgs/String JSON)",
+                "command_topic": "where the behaviour command goes (std_msgs/String JSON)"}
+    rows = [(f.name, type(getattr(defaults, f.name)).__name__, getattr(defaults, f.name),
+             comments.get(f.name) or meanings.get(f.name, "")) for f in dataclasses.fields(LaughResponderConfig)]
+    return ("usage: socialmae-rt-laugh-responder [--ros-args -p NAME:=VALUE ...]\n\n"
+            "Reacts to laughter onsets from social_perception with a behaviour command (and a sound).\n"
+            "Parameters:\n\n" + parameter_table(rows) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from socialmae_rt.field_help import wants_help
+
+    if wants_help(sys.argv[1:] if argv is None else argv[1:]):
+        print(node_help())
+        return 0
     return run_node(LaughResponder, "laugh_responder", SingleThreadedExecutor, argv)
 
 

@@ -46,6 +46,8 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+
+from socialmae_rt.field_help import wants_help
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension, MultiArrayLayout, String
@@ -393,7 +395,30 @@ def _process_node() -> SocialPerceptionNode:
     return node
 
 
+def node_help() -> str:
+    """Every parameter: name, type, default, meaning (from the run flags and the configs' comments)."""
+    from socialmae_rt.cli import run_flag_help
+    from socialmae_rt.field_help import field_comments, parameter_table
+
+    flags, comments = run_flag_help(), field_comments(RunOptions)
+    rows = [(name, kind.name.lower().replace("parameter_", ""), default, flags.get(name) or comments.get(name, ""))
+            for name, default, kind in run_option_parameters()]
+    post, post_comments = PostprocessConfig(), field_comments(PostprocessConfig)
+    rows += [(name, type(getattr(post, name)).__name__, getattr(post, name),
+              (post_comments.get(name) or "smoothing weight of the previous value") + " (changes at run time)")
+             for name in POSTPROCESS_PARAMETERS]
+    inputs, input_comments = RosInputConfig(), field_comments(RosInputConfig)
+    rows += [(INPUT_PREFIX + f.name, type(getattr(inputs, f.name)).__name__, getattr(inputs, f.name),
+              input_comments.get(f.name, "")) for f in dataclasses.fields(RosInputConfig)]
+    return (f"usage: socialmae-rt-node [--ros-args -p NAME:=VALUE ... | --params-file FILE]\n\n"
+            f"The {NODE_NAME} ROS 2 node: camera/microphone or ROS image/audio topics in, emotion, laughter,\n"
+            "personality and results out (README, 'ROS 2 node'). Parameters:\n\n" + parameter_table(rows) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
+    if wants_help(sys.argv[1:] if argv is None else argv[1:]):
+        print(node_help())
+        return 0
     yield_idle_threads()  # before the backend imports torch
     return run_node(_process_node, NODE_NAME, MultiThreadedExecutor, argv,
                     start_errors=(SourceError, FileNotFoundError), stop=SocialPerceptionNode.stop)

@@ -135,6 +135,14 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds")
 
 
+def run_flag_help() -> dict[str, str]:
+    """`socialmae-rt run` flag help by option name (the ROS node's parameters are those options)."""
+    parser = argparse.ArgumentParser()
+    _add_run(parser.add_subparsers())
+    run = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    return {action.dest: action.help for action in run._actions if action.help and action.dest != "help"}
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     from socialmae_rt.runner import RunOptions
 
