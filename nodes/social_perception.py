@@ -56,6 +56,7 @@ from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState
 from socialmae_rt.postprocess import PERSONALITY_TRAITS, LaughterEvent, LaughterEventKind, PostprocessConfig
 from socialmae_rt.results import SocialPerception
 from socialmae_rt.threads import yield_idle_threads
+from socialmae_rt.weights.released import PERCEPTION_TASKS
 from socialmae_rt.runner import (
     NO_MIC,
     RunOptions,
@@ -268,6 +269,11 @@ class SocialPerceptionNode(Node):
         self.worker.start()
         info = self.pipeline.backend.info
         self.get_logger().info(f"running {info.name} ({info.precision}) on {self.options.source}")
+        served, missing = served_tasks(self.pipeline.backend)
+        if missing:  # a subscriber cannot tell "no laughter" from "no laughter head": say it once
+            self.get_logger().warning(
+                f"serving {', '.join(served) or 'no task'}; the weights have no {', '.join(missing)} head, so "
+                f"{', '.join('~/' + task for task in missing)} will not publish (give a bundle with those tasks)")
 
     def _value(self, name: str) -> Any:
         try:
@@ -342,6 +348,8 @@ class SocialPerceptionNode(Node):
             "backend": status["backend"]["name"], "precision": status["backend"]["precision"],
             "weights": status["backend"]["weights"], "model": self.options.model,
             **{f"task {task}": path for task, path in status["backend"]["tasks"].items()},
+            "tasks_served": ", ".join(served_tasks(self.pipeline.backend)[0]) or "none",
+            "tasks_not_served": ", ".join(served_tasks(self.pipeline.backend)[1]) or "none",
             "windows": status["windows"], "windows_per_s": round(status["windows_per_s"], 3),
             "skipped_windows": status["skipped_windows"],
             "latency_ms_p50": status["latency_ms_p50"], "latency_ms_p95": status["latency_ms_p95"],
@@ -365,6 +373,12 @@ class SocialPerceptionNode(Node):
             sink.close()
         if not self.worker.is_alive():  # a worker still inside a window keeps what it is using
             self.pipeline.close()
+
+
+def served_tasks(backend) -> tuple[list[str], list[str]]:
+    """(tasks whose topics publish, tasks whose topics stay silent: no head for them)."""
+    heads = backend.model_config.head_sizes
+    return [t for t in PERCEPTION_TASKS if t in heads], [t for t in PERCEPTION_TASKS if t not in heads]
 
 
 def health(status: dict[str, Any]) -> tuple[bytes, str]:

@@ -30,6 +30,18 @@ def test_help_lists_every_parameter_and_starts_nothing(script):
             assert len(line.split()) >= 4, f"no meaning given: {line!r}"  # name, type, default, meaning
 
 
+def test_an_emotion_only_checkpoint_says_which_topics_stay_silent():
+    from types import SimpleNamespace
+
+    from socialmae_rt.model import SocialMAEConfig
+    from socialmae_rt.nodes.social_perception import served_tasks
+
+    emotion_only = SimpleNamespace(model_config=SocialMAEConfig(extra_heads={}))  # as the released CREMA-D one
+    assert served_tasks(emotion_only) == (["emotion"], ["laughter", "personality"])
+    everything = SimpleNamespace(model_config=SocialMAEConfig(extra_heads={"laughter": 1, "personality": 5}))
+    assert served_tasks(everything) == (["emotion", "laughter", "personality"], [])
+
+
 def test_help_is_ours_only_before_ros_args():
     assert wants_help(["--help"]) and wants_help(["-h", "--ros-args", "-p", "a:=1"])
     assert not wants_help(["--ros-args", "--help"])  # after --ros-args the arguments are ROS's

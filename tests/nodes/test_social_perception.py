@@ -65,6 +65,8 @@ def test_node_publishes_every_topic_and_takes_runtime_parameters(context, spin_u
         status = got["diagnostics"][-1].status[0]
         assert status.name == "social_perception: pipeline"
         assert {kv.key for kv in status.values} >= {"backend", "windows_per_s", "skipped_windows", "latency_ms_p95"}
+        values = {kv.key: kv.value for kv in status.values}
+        assert (values["tasks_served"], values["tasks_not_served"]) == ("emotion, laughter, personality", "none")
         # Run-time parameters: postprocessing changes apply, the rest is refused with a reason.
         # set_parameters applies one at a time: on=0.3 is valid alone, then off=0.5 > on is refused.
         first, second = node.set_parameters([Parameter("laughter_on", value=0.3), Parameter("laughter_off", value=0.5)])
