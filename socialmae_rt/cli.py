@@ -132,7 +132,7 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--max-faces", type=int, default=d.max_faces, help=f"faces tracked at once (default: {d.max_faces})")
     p.add_argument("--threads", type=int, default=d.threads,
                    help="compute threads of the backend (default: every core this process may use: affinity, cgroup quota)")
-    p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds")
+    p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds of input: media time for a file (an unpaced file runs faster than real time), capture time live")
 
 
 def run_flag_help() -> dict[str, str]:

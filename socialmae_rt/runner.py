@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE
+from socialmae_rt.messages import seconds_to_ns
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.postprocess import PostprocessConfig
 from socialmae_rt.scheduler import SchedulerConfig
@@ -62,7 +63,7 @@ class RunOptions:
     # speakers (while a visible face speaks, only it hears; the others get video-only windows)
     speakers: bool = False
     speakers_audio: str = "all"
-    duration: float | None = None  # stop after this many seconds (live)
+    duration: float | None = None  # stop after this many seconds of input (media time for an unpaced file)
     quiet: bool = False  # no per-window line
     embedding: bool = False  # include the pooled embedding in records
     status: bool = False  # write status records into the JSONL too
@@ -245,8 +246,16 @@ def close_all(sources: list) -> None:
 
 
 def run_pipeline(pipeline: "Pipeline", options: RunOptions, sources: list, stop: threading.Event) -> None:
+    """`duration` means the same everywhere: seconds of the input (media time for an unpaced file,
+    which runs faster than real time; capture time live), as for `demo --duration`."""
     if runs_offline(sources):
-        pipeline.run_offline(sources[0], stop)
+        limit_ns = None if options.duration is None else seconds_to_ns(options.duration)
+
+        def stop_at_limit(stamp_ns: int) -> None:
+            if stamp_ns >= limit_ns:
+                stop.set()
+
+        pipeline.run_offline(sources[0], stop, on_progress=None if limit_ns is None else stop_at_limit)
     else:
         pipeline.run_live(sources, stop, max_seconds=options.duration)
 

@@ -41,3 +41,15 @@ def test_run_names_the_backend_it_built(built_ort_cache, monkeypatch, tone_wav):
     status = run(RunOptions(source=str(tone_wav(5.0)), backend="ort", model="tiny", quiet=True), out)
     assert out.getvalue().startswith("socialmae-rt: ort (")
     assert status["results"] >= 1
+
+
+def test_duration_is_seconds_of_input_for_an_unpaced_file_too(tone_wav):
+    """`run --duration` used to be ignored for a file read as fast as possible; it means media time
+    there, as `demo --duration` does."""
+    import io
+
+    wav = tone_wav(9.0)
+    whole = run(RunOptions(source=str(wav), backend="torch", model="tiny", quiet=True), io.StringIO())
+    cut = run(RunOptions(source=str(wav), backend="torch", model="tiny", quiet=True, duration=5.0), io.StringIO())
+    assert whole["windows"] == 11  # windows ending 4.0, 4.5, ..., 9.0
+    assert 2 <= cut["windows"] <= 4  # windows ending 4.0 .. 5.0 (+ the one the last read completed)
