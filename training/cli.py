@@ -63,7 +63,8 @@ def _prepare_data(args: argparse.Namespace) -> int:
 
     items = _read_items(args)
     report = prepare_data(items, args.cache, PrepareConfig(crop=args.crop, workers=args.workers,
-                                                           keep_video_only=args.keep_video_only))
+                                                           keep_video_only=args.keep_video_only,
+                                                           keep_audio_only=args.keep_audio_only))
     return 0 if report.prepared + report.cached > 0 else 2
 
 
@@ -79,6 +80,8 @@ def _add_prepare_data(sub) -> None:
                    help="face: live face tracking and crops; full: whole frames (what the reference did for CREMA-D)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--keep-video-only", action="store_true", help="keep clips without audio as video-only")
+    p.add_argument("--keep-audio-only", action="store_true",
+                   help="keep clips without video or a face as audio-only (default: skip them, counted in the report)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the speaker-independent split")
     p.set_defaults(handler=_prepare_data)
 
