@@ -153,7 +153,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     data = WindowDataset(args.cache, args.split, tasks, mode="center", preprocess=loaded.preprocess)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, collate_fn=collate)
     result = evaluate_tasks(loaded.model, loader, tasks, args.modality)
-    out = Path(args.out)
+    # default: beside the checkpoint (a run folder), never an outputs/ folder in whatever the cwd is
+    out = Path(args.out) if args.out else Path(args.weights).with_name(f"{Path(args.weights).stem}.{args.split}.evaluate.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"weights": args.weights, "split": args.split, "clips": len(data), **result}, indent=2))
     png = plot_confusions(result, tasks, out.with_suffix(".png"))
@@ -173,7 +174,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--model", default="base", choices=["base", "small", "tiny"], help="size of a released .pth")
     p.add_argument("--modality", default="audiovisual", choices=["audiovisual", "audio", "video"])
     p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
-    p.add_argument("--out", default="outputs/evaluate.json", help="JSON path; the confusion matrices go beside it as .png")
+    p.add_argument("--out", help="JSON path; the confusion matrices go beside it as .png (default: beside the "
+                   "weights, <name>.<split>.evaluate.json)")
     p.set_defaults(handler=_evaluate)
 
 

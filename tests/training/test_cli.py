@@ -28,6 +28,9 @@ def test_prepare_finetune_evaluate_from_the_command_line(make_synthetic, tmp_pat
     assert len(report["tasks"]["emotion"]["confusion"]) == 6
     assert out.with_suffix(".png").stat().st_size > 5000
     assert "emotion: {" in capsys.readouterr().out
+    # without --out: beside the checkpoint, not in an outputs/ folder of the current directory
+    assert main(["evaluate", "--weights", str(run / "best.safetensors"), "--cache", str(cache), "--split", "val"]) == 0
+    assert (run / "best.val.evaluate.json").is_file() and (run / "best.val.evaluate.png").is_file()
 
 
 def test_bad_training_input_is_one_line(tmp_path, capsys):
