@@ -33,6 +33,17 @@ def test_prepare_finetune_evaluate_from_the_command_line(make_synthetic, tmp_pat
     assert (run / "best.val.evaluate.json").is_file() and (run / "best.val.evaluate.png").is_file()
 
 
+def test_make_dataset_writes_clips_the_training_commands_take(tmp_path, capsys):
+    out = tmp_path / "toy"
+    assert main(["make-dataset", "--out", str(out), "--classes", "2", "--clips-per-class", "2", "--speakers", "2"]) == 0
+    said = capsys.readouterr().out
+    assert "wrote 4 clips (2 classes x 2)" in said and "--tasks emotion" in said
+    header, *rows = (out / "manifest.csv").read_text().splitlines()
+    assert header.endswith(",emotion") and {row.rsplit(",", 1)[1] for row in rows} == {"anger", "disgust"}
+    assert main(["prepare-data", "--root", str(out / "manifest.csv"), "--tasks", "emotion", "--cache",
+                 str(out / "cache"), "--crop", "full"]) == 0
+
+
 def test_bad_training_input_is_one_line(tmp_path, capsys):
     assert main(["finetune", "--cache", str(tmp_path), "--tasks", "emotion", "--recipe", "no_such_recipe"]) == 2
     assert "no bundled recipe of that name (bundled: cremad_emotion" in capsys.readouterr().err

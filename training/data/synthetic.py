@@ -33,11 +33,12 @@ import numpy as np
 from .items import ItemList
 from .manifest import read_manifest
 from .splits import SplitConfig, assign_speaker_splits
-from .tasks import TaskSpec
+from .tasks import TaskSpec, get_task
 
 CLASS_COLOURS_BGR = ((40, 40, 210), (40, 190, 40), (210, 70, 40), (40, 210, 220), (210, 60, 210), (220, 210, 60))
 CLASS_PITCHES_HZ = (300.0, 500.0, 800.0, 1250.0, 2000.0, 3150.0)
 MAX_CLASSES = len(CLASS_COLOURS_BGR)
+LABEL_AS = ("synthetic", "emotion")
 PICTURES = ("shape", "face", "none")
 AUDIO_PLACES = ("track", "wav", "none")
 # Container suffix -> (video encoder, audio encoder in that container).
@@ -64,6 +65,9 @@ class SyntheticConfig:
     audio: str = "track"
     split_fractions: Mapping[str, float] = field(default_factory=lambda: {"train": 0.5, "val": 0.25, "test": 0.25})
     seed: int = 0
+    # "synthetic": its own task (class0, class1, ...); "emotion": class k labelled as the k-th
+    # emotion (anger, disgust, ...), so the training commands take it as they take CREMA-D
+    label_as: str = "synthetic"
 
     def __post_init__(self) -> None:
         if not 2 <= self.num_classes <= MAX_CLASSES:
@@ -81,6 +85,8 @@ class SyntheticConfig:
         if self.audio not in AUDIO_PLACES:
             raise ValueError(f"SyntheticConfig.audio must be one of {AUDIO_PLACES}, got {self.audio!r}")
         SplitConfig(self.split_fractions)  # validates the fractions
+        if self.label_as not in LABEL_AS:
+            raise ValueError(f"SyntheticConfig.label_as must be one of {LABEL_AS}, got {self.label_as!r}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ def make_synthetic_dataset(root: str | Path, config: SyntheticConfig | None = No
     config = config or SyntheticConfig()
     root = Path(root)
     (root / "clips").mkdir(parents=True, exist_ok=True)
-    task = synthetic_task(config.num_classes)
+    task = synthetic_task(config.num_classes) if config.label_as == "synthetic" else get_task("emotion")
     speakers = [f"spk{i}" for i in range(min(config.num_speakers, config.clips_per_class))]
     splits = assign_speaker_splits(speakers, SplitConfig(config.split_fractions, seed=config.seed))
     rows = []
