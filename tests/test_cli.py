@@ -137,3 +137,27 @@ def test_prepare_backend_refuses_calibration_clips_for_other_backends(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "socialmae-rt prepare-backend: error: --calibration-clips calibrates int8 OpenVINO graphs: use it with "
         "--backend ov-int8 or auto, not ort"]
+
+
+def test_every_subcommand_has_help_and_loads_nothing_heavy_for_it():
+    """`socialmae-rt SUB --help` for every subcommand in one process (argparse exits 0 after printing),
+    and building the parser imports neither torch nor MediaPipe (help and argument errors stay fast)."""
+    code = (
+        "import sys, contextlib, io\n"
+        "from socialmae_rt.cli import build_parser, main\n"
+        "import argparse\n"
+        "names = [n for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction) for n in a.choices]\n"
+        "assert 'torch' not in sys.modules and 'mediapipe' not in sys.modules, 'parser build imported torch'\n"
+        "for name in names:\n"
+        "    out = io.StringIO()\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        "        try:\n"
+        "            main([name, '--help'])\n"
+        "        except SystemExit as done:\n"
+        "            assert done.code == 0, (name, done.code)\n"
+        "    assert out.getvalue().startswith('usage: socialmae-rt ' + name), name\n"
+        "print(len(names))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout.strip()) >= 20
