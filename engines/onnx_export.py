@@ -14,6 +14,7 @@ An export is checked against the torch model on the same inputs before it is acc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -319,25 +320,53 @@ def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosi
     With the source model given, each int8 graph is compared with torch fp32 (cosine and max abs
     difference per output) and refused below `min_cosine`; the report goes into the manifest.
     """
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     for modality in MODE_INPUTS:
         source = export.graph(modality)
         target = source.with_name(f"{modality.value}.int8.onnx")
         started = time.perf_counter()
-        quantize_dynamic(
-            # reduce_range: 7-bit weights. x86 CPUs without VNNI/AMX (AVX2 only) multiply u8 x s8 pairs
-            # into saturating 16-bit sums; with 8-bit weights a tiny model's logits fell to cosine
-            # 0.968 on a Zen 3 EPYC, with 7-bit ones 0.9998. A cached graph may move between CPUs.
-            str(source), str(target), weight_type=QuantType.QInt8, reduce_range=True,
-            # the exporter leaves some intermediate types to inference; they are all float32
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        with _without_preprocessing_advice():
+            _quantize(source, target)
         export.manifest["graphs"][modality.value]["int8"] = {
             "file": target.name, "sha256": sha256_file(target), "weight_bits": INT8_WEIGHT_BITS,
             "quantize_s": round(time.perf_counter() - started, 2),
         }
+    return _check_int8(export, model, min_cosine)
+
+
+class _NoPreprocessingAdvice(logging.Filter):
+    """ONNX Runtime's quantiser logs "Please consider to run pre-processing before quantization" on
+    the root logger for every graph: advice for image models, noise on every first start here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "consider to run pre-processing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice():
+    root, advice = logging.getLogger(), _NoPreprocessingAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
+def _quantize(source: Path, target: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        # reduce_range: 7-bit weights. x86 CPUs without VNNI/AMX (AVX2 only) multiply u8 x s8 pairs
+        # into saturating 16-bit sums; with 8-bit weights a tiny model's logits fell to cosine
+        # 0.968 on a Zen 3 EPYC, with 7-bit ones 0.9998. A cached graph may move between CPUs.
+        str(source), str(target), weight_type=QuantType.QInt8, reduce_range=True,
+        # the exporter leaves some intermediate types to inference; they are all float32
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+
+
+def _check_int8(export: OnnxExport, model: SocialMAE | None, min_cosine: float) -> dict[str, Any]:
+    """Compare the int8 graphs with torch fp32; below the bar they are removed and the refusal kept."""
     try:
         report = verify_export(export, model, "int8", atol=None, min_cosine=min_cosine) if model is not None else {}
     except ExportError as refused:

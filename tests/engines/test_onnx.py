@@ -192,3 +192,11 @@ def test_a_refused_int8_export_is_remembered_and_auto_moves_on(tmp_path, model):
 
 def test_modality_input_names_cover_every_mode(export):
     assert {m.value for m in Modality} == set(export.manifest["graphs"])
+
+
+def test_quantising_keeps_onnx_runtimes_image_model_advice_off_the_console(tmp_path, model, caplog):
+    plain = export_onnx(model, tmp_path / "quiet")
+    with caplog.at_level(logging.INFO):
+        quantize_export(plain, model)
+    assert "pre-processing" not in caplog.text  # ORT logs "Please consider to run pre-processing" per graph
+    assert logging.getLogger().filters == []  # the filter is gone afterwards
