@@ -223,6 +223,8 @@ def test_cli_run_writes_well_formed_jsonl(tmp_path, face_photo):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "RANDOM weights" in result.stderr
+    for notice in ("XNNPACK", "absl::InitializeLog", "inference_feedback_manager"):  # MediaPipe's C++ start-up
+        assert notice not in result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("[") and not line.startswith("[status]")]
     assert len(lines) == 3 and "face 1" in lines[0] and " AV " in lines[0]
     assert "[status] media_file:cli.mkv ended" in result.stdout

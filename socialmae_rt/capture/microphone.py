@@ -25,6 +25,7 @@ import numpy as np
 import soxr
 
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, SourceError, SourceState, SourceStatus, seconds_to_ns
+from socialmae_rt.native_logs import native_stderr_muted
 
 # soxr quality, as socialmae_rt.features.audio uses (not imported from there: that package pulls torch)
 RESAMPLE_QUALITY = "HQ"
@@ -105,7 +106,8 @@ def import_pyaudio():
 def list_input_devices() -> list[InputDevice]:
     """[(index, name, max_input_channels, default_rate)] for every device that can capture."""
     pyaudio = import_pyaudio()
-    pa = pyaudio.PyAudio()
+    with native_stderr_muted():  # PortAudio probes every ALSA/JACK device and prints each failure
+        pa = pyaudio.PyAudio()
     try:
         return input_devices(pa)
     finally:
@@ -363,7 +365,8 @@ class MicSource:
     def _open_locked(self) -> None:
         pyaudio = import_pyaudio()
         with contextlib.ExitStack() as undo:
-            pa = pyaudio.PyAudio()
+            with native_stderr_muted():  # PortAudio's ALSA/JACK probing notices (see native_logs)
+                pa = pyaudio.PyAudio()
             undo.callback(pa.terminate)
             device = resolve_device(pa, self.config.device)
             native_rate = self.config.native_rate or int(round(device.default_rate))

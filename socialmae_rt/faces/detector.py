@@ -59,12 +59,16 @@ class FaceDetector:
     """
 
     def __init__(self, config: FaceDetectorConfig | None = None) -> None:
+        from socialmae_rt.native_logs import native_stderr_muted
+
         self.config = config or FaceDetectorConfig()
         face_detection = _import_face_detection()
-        self._solution = face_detection.FaceDetection(
-            model_selection=self.config.model_selection,
-            min_detection_confidence=self.config.min_confidence,
-        )
+        with native_stderr_muted():  # the graph's start-up notices; a first run prints the rest
+            self._solution = face_detection.FaceDetection(
+                model_selection=self.config.model_selection,
+                min_detection_confidence=self.config.min_confidence,
+            )
+            self._solution.process(np.zeros((64, 64, 3), np.uint8))
 
     def detect(self, frame_bgr: np.ndarray) -> list[FaceBox]:
         check_bgr_frame(frame_bgr)

@@ -21,15 +21,28 @@ class MouthMeter:
     def __init__(self) -> None:
         import mediapipe as mp
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                                     refine_landmarks=False, min_detection_confidence=0.3)
+        from socialmae_rt.native_logs import native_stderr_muted
+
+        with native_stderr_muted():  # the graph's start-up notices (see native_logs)
+            self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                                         refine_landmarks=False, min_detection_confidence=0.3)
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self._landmarks_seen = False  # the first face found prints one more notice (landmark projection)
 
     def opening(self, crop_bgr: np.ndarray) -> float | None:
         """Inner-lip gap / mouth width for the face in the crop; None when no face mesh fits."""
         if self._mesh is None:
             raise RuntimeError("MouthMeter is closed")
+        from socialmae_rt.native_logs import native_stderr_muted
+
         height, width = crop_bgr.shape[:2]
-        found = self._mesh.process(cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB)).multi_face_landmarks
+        rgb = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB)
+        if self._landmarks_seen:
+            found = self._mesh.process(rgb).multi_face_landmarks
+        else:
+            with native_stderr_muted():
+                found = self._mesh.process(rgb).multi_face_landmarks
+            self._landmarks_seen = bool(found)
         if not found:
             return None
         points = found[0].landmark
