@@ -1,6 +1,6 @@
 """`--backend auto`: the fastest backend this CPU and this install allow, by a fixed rule.
 
-The rule follows measured rankings (README, "Speed"; 2 cores, ViT-B, batch 1). On an AMX Xeon
+The rule follows measured rankings (docs/backends.md, "Backend speed"; 2 cores, ViT-B, batch 1). On an AMX Xeon
 OpenVINO int8 ran a window 3.2x faster than torch fp32, OpenVINO bf16 2.4x, ONNX Runtime int8
 2.1x, torch bf16 1.7x. On a Zen 3 EPYC (AVX2 only: no int8 dot products, no bf16) ONNX Runtime
 int8 ran 2.1x, ONNX Runtime fp32 1.4x, OpenVINO fp32 1.3x, and OpenVINO int8 failed its gate.

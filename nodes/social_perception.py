@@ -426,7 +426,7 @@ def node_help() -> str:
               input_comments.get(f.name, "")) for f in dataclasses.fields(RosInputConfig)]
     return (f"usage: socialmae-rt-node [--ros-args -p NAME:=VALUE ... | --params-file FILE]\n\n"
             f"The {NODE_NAME} ROS 2 node: camera/microphone or ROS image/audio topics in, emotion, laughter,\n"
-            "personality and results out (README, 'ROS 2 node'). Parameters:\n\n" + parameter_table(rows) + "\n")
+            "personality and results out (docs/ros.md). Parameters:\n\n" + parameter_table(rows) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
