@@ -366,6 +366,11 @@ class _TensorRT:
             return fp16_graph(export, modality)
         return export.graph(modality)
 
+    def build_on_device(self, onnx_path: Path, config: TensorRTConfig) -> tuple[Any, dict[str, Any]]:
+        """build_plan with this runtime's GPU current: TensorRT builds for the GPU current at build time."""
+        with torch.cuda.device(self.device):
+            return self.build_plan(onnx_path, config)
+
     def build_plan(self, onnx_path: Path, config: TensorRTConfig) -> tuple[Any, dict[str, Any]]:
         """Parse the ONNX graph and build a serialized engine: -> (plan, sidecar extras)."""
         trt = self.trt
@@ -433,16 +438,11 @@ class _TensorRT:
     def obtain_engine(self, export: OnnxExport, modality: Modality, config: TensorRTConfig,
                       on_build: Callable[[Modality, str], None]) -> LoadedEngine:
         onnx_path = self.graph_for(export, modality, config.precision)
-
-        def build_here():
-            with torch.cuda.device(self.device):  # TensorRT builds for the GPU current at build time
-                return self.build_plan(onnx_path, config)
-
         return load_or_build(
             config.cache_path,
             self.key_parts(onnx_path, config),
             force_rebuild=config.force_rebuild,
-            build=build_here,
+            build=lambda: self.build_on_device(onnx_path, config),
             deserialize=self.deserialize,
             on_build=lambda reason: on_build(modality, reason),
         )

@@ -245,7 +245,9 @@ def _tensorrt_plans(entries: Sequence[RepositoryEntry], config: TritonRepository
     for entry in entries:
         for modality in MODE_INPUTS:
             say(f"building the TensorRT plan for {entry.task or 'the model'} {modality.value} on {runtime.gpu_name}")
-            plan, _ = runtime.build_plan(entry.export.graph(modality), trt_config)
+            # the graph a TensorRT backend would build from (fp16 copy on strongly typed TensorRT 11)
+            graph = runtime.graph_for(entry.export, modality, config.tensorrt_precision)
+            plan, _ = runtime.build_on_device(graph, trt_config)
             path = staging / f"{entry.task}-{modality.value}.plan"
             path.write_bytes(bytes(plan))
             plans[(entry.task, modality)] = path
