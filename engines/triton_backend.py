@@ -65,6 +65,18 @@ class TritonConfig:
             raise ValueError(f"TritonConfig.retry_max_s ({self.retry_max_s}) must be >= retry_initial_s "
                              f"({self.retry_initial_s})")
 
+    @property
+    def call_options(self) -> dict[str, float]:
+        """Per-call keyword arguments: gRPC calls take their timeout per call (the HTTP client
+        gets its timeouts when it is made)."""
+        return {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+
+
+def _unreachable(config: TritonConfig, err: Exception | None) -> BackendUnavailable:
+    return BackendUnavailable(f"Triton server at {config.url} ({config.protocol}) did not answer within "
+                              f"{config.connect_timeout_s:.0f} s: {err}. Start the server (README, 'Many robots, "
+                              "one GPU server') or check --triton-url/--triton-protocol")
+
 
 @dataclass(frozen=True)
 class Expected:
@@ -160,27 +172,19 @@ class TritonBackend:
                                                   network_timeout=self.config.timeout_s)
 
     def _connect_at_start(self) -> None:
-        deadline = time.monotonic() + self.config.connect_timeout_s
-        while True:
-            try:
-                self._client = self._make_client()
-                self._check_models()
-                return
-            except TritonModelMismatch:
-                self._drop_client()
+        _wait_for_server(self.config)  # up to connect_timeout_s for a server that is still starting
+        try:
+            self._client = self._make_client()
+            self._check_models()
+        except Exception as err:  # noqa: BLE001 - a connection failure is said as such; anything else re-raised
+            self._drop_client()
+            if isinstance(err, TritonModelMismatch) or not _is_connection_failure(err):
                 raise
-            except Exception as err:  # noqa: BLE001 - classified below; anything else is re-raised
-                self._drop_client()
-                if not _is_connection_failure(err) or time.monotonic() >= deadline:
-                    raise BackendUnavailable(
-                        f"Triton server at {self.config.url} ({self.config.protocol}) did not answer within "
-                        f"{self.config.connect_timeout_s:.0f} s: {err}. Start the server (README, 'Many robots, "
-                        "one GPU server') or check --triton-url/--triton-protocol") from err
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            raise _unreachable(self.config, err) from err
 
     def _model_config(self, name: str) -> dict[str, Any]:
         if self.config.protocol == "grpc":
-            return self._client.get_model_config(name, as_json=True, client_timeout=self.config.timeout_s)["config"]
+            return self._client.get_model_config(name, as_json=True, **self.config.call_options)["config"]
         return self._client.get_model_config(name)
 
     def _check_models(self) -> None:
@@ -190,8 +194,7 @@ class TritonBackend:
         found = {}
         for modality, name in self.models.items():
             try:
-                if not self._client.is_model_ready(name, client_timeout=self.config.timeout_s) \
-                        if self.config.protocol == "grpc" else not self._client.is_model_ready(name):
+                if not self._client.is_model_ready(name, **self.config.call_options):
                     raise TritonModelMismatch(self._missing(name))
                 found[modality] = self._model_config(name)
             except InferenceServerException as err:
@@ -324,11 +327,7 @@ class TritonBackend:
             item.set_data_from_numpy(array)
             inputs.append(item)
         outputs = [module.InferRequestedOutput(name) for name in self.outputs]
-        if self.config.protocol == "grpc":
-            result = self._client.infer(self.models[modality], inputs, outputs=outputs,
-                                        client_timeout=self.config.timeout_s)
-        else:
-            result = self._client.infer(self.models[modality], inputs, outputs=outputs)
+        result = self._client.infer(self.models[modality], inputs, outputs=outputs, **self.config.call_options)
         return {name: result.as_numpy(name).astype(np.float32, copy=False) for name in self.outputs}
 
     def close(self) -> None:
@@ -377,9 +376,7 @@ def _wait_for_server(config: TritonConfig) -> None:
         finally:
             client.close()
         time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-    raise BackendUnavailable(f"Triton server at {config.url} ({config.protocol}) did not answer within "
-                             f"{config.connect_timeout_s:.0f} s: {last}. Start the server (README, 'Many robots, "
-                             "one GPU server') or check --triton-url/--triton-protocol")
+    raise _unreachable(config, last)
 
 
 def create_triton_backend(spec, *, triton_url: str | None = None, triton_protocol: str = "grpc",

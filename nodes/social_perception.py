@@ -344,12 +344,13 @@ class SocialPerceptionNode(Node):
         self._log_source_changes()
         status = self.pipeline.status(self.sources)
         level, message = (DiagnosticStatus.ERROR, f"perception stopped: {self.fatal}") if self.fatal else health(status)
+        served, missing = served_tasks(self.pipeline.backend)
         values = {
             "backend": status["backend"]["name"], "precision": status["backend"]["precision"],
             "weights": status["backend"]["weights"], "model": self.options.model,
             **{f"task {task}": path for task, path in status["backend"]["tasks"].items()},
-            "tasks_served": ", ".join(served_tasks(self.pipeline.backend)[0]) or "none",
-            "tasks_not_served": ", ".join(served_tasks(self.pipeline.backend)[1]) or "none",
+            "tasks_served": ", ".join(served) or "none",
+            "tasks_not_served": ", ".join(missing) or "none",
             "windows": status["windows"], "windows_per_s": round(status["windows_per_s"], 3),
             "skipped_windows": status["skipped_windows"],
             "latency_ms_p50": status["latency_ms_p50"], "latency_ms_p95": status["latency_ms_p95"],

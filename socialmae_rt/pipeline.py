@@ -453,8 +453,9 @@ class Pipeline:
 
     # Runners -------------------------------------------------------------------------------------
     def run_offline(self, source, stop: threading.Event | None = None,
-                    on_progress: Callable[[int], None] | None = None) -> int:
-        """Every window of a media file, in order, as fast as the backend goes. Returns records."""
+                    on_progress: Callable[[int], None] | None = None, until_ns: int | None = None) -> int:
+        """Every window of a media file, in order, as fast as the backend goes (up to media time
+        `until_ns`, when given). Returns records."""
         self.scheduler.config.latest_wins = False
         source.open()
         self.expect = Expectation(video=source.has_video, audio=source.has_audio,
@@ -468,6 +469,8 @@ class Pipeline:
                     pass
                 if on_progress is not None:
                     on_progress(item.stamp_ns)
+                if until_ns is not None and item.stamp_ns >= until_ns:
+                    break
         finally:
             source.close()
         # The file is over: what was delivered is all there is.

@@ -245,17 +245,16 @@ def close_all(sources: list) -> None:
         source.close()
 
 
+def input_limit_ns(duration_s: float | None) -> int | None:
+    """`--duration` as a media-time bound for offline runs (None: the whole input)."""
+    return None if duration_s is None else seconds_to_ns(duration_s)
+
+
 def run_pipeline(pipeline: "Pipeline", options: RunOptions, sources: list, stop: threading.Event) -> None:
     """`duration` means the same everywhere: seconds of the input (media time for an unpaced file,
     which runs faster than real time; capture time live), as for `demo --duration`."""
     if runs_offline(sources):
-        limit_ns = None if options.duration is None else seconds_to_ns(options.duration)
-
-        def stop_at_limit(stamp_ns: int) -> None:
-            if stamp_ns >= limit_ns:
-                stop.set()
-
-        pipeline.run_offline(sources[0], stop, on_progress=None if limit_ns is None else stop_at_limit)
+        pipeline.run_offline(sources[0], stop, until_ns=input_limit_ns(options.duration))
     else:
         pipeline.run_live(sources, stop, max_seconds=options.duration)
 

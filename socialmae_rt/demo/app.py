@@ -36,6 +36,7 @@ from socialmae_rt.runner import (
     build_pipeline,
     build_sources,
     close_all,
+    input_limit_ns,
     open_sources,
     output_sinks,
     runs_offline,
@@ -405,18 +406,14 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
 
 
 def _run_offline(view: DemoView, pipeline, source, options: DemoOptions, stop: threading.Event) -> None:
-    limit_ns = None if options.duration is None else int(options.duration * NS_PER_SECOND)
-
     def after_item(stamp_ns: int) -> None:
         # Called once the windows due at this item have run: the frame shows its own results.
         if view.has_video:
             view.draw_new_frame()
         else:
             view.draw_blank(stamp_ns, catch_up=True)
-        if limit_ns is not None and stamp_ns >= limit_ns:
-            stop.set()
 
-    pipeline.run_offline(source, stop, on_progress=after_item)
+    pipeline.run_offline(source, stop, on_progress=after_item, until_ns=input_limit_ns(options.duration))
 
 
 def _run_live(view: DemoView, pipeline, sources: list, options: DemoOptions, stop: threading.Event) -> None:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from socialmae_rt.messages import FaceBox
+from socialmae_rt.native_logs import native_stderr_muted
 
 SHORT_RANGE_MODEL = 0  # faces within ~2 m of the camera
 FULL_RANGE_MODEL = 1  # faces within ~5 m
@@ -59,8 +60,6 @@ class FaceDetector:
     """
 
     def __init__(self, config: FaceDetectorConfig | None = None) -> None:
-        from socialmae_rt.native_logs import native_stderr_muted
-
         self.config = config or FaceDetectorConfig()
         face_detection = _import_face_detection()
         with native_stderr_muted():  # the graph's start-up notices; a first run prints the rest

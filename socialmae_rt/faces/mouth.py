@@ -14,14 +14,14 @@ import math
 import cv2
 import numpy as np
 
+from socialmae_rt.native_logs import native_stderr_muted
+
 UPPER_INNER_LIP, LOWER_INNER_LIP, LEFT_CORNER, RIGHT_CORNER = 13, 14, 61, 291
 
 
 class MouthMeter:
     def __init__(self) -> None:
         import mediapipe as mp
-
-        from socialmae_rt.native_logs import native_stderr_muted
 
         with native_stderr_muted():  # the graph's start-up notices (see native_logs)
             self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
@@ -33,8 +33,6 @@ class MouthMeter:
         """Inner-lip gap / mouth width for the face in the crop; None when no face mesh fits."""
         if self._mesh is None:
             raise RuntimeError("MouthMeter is closed")
-        from socialmae_rt.native_logs import native_stderr_muted
-
         height, width = crop_bgr.shape[:2]
         rgb = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2RGB)
         if self._landmarks_seen:
