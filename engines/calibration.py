@@ -8,8 +8,7 @@ Only windows with both streams are kept: each graph (audiovisual, audio, video) 
 needs from the same windows. Without clips, the bundled sample clip is written to a temporary
 folder and used (a face and speech; `socialmae_rt.sample_media`).
 
-Windows alternate between the calibration half and the held-out half, so the accuracy gate never
-scores a window the quantizer saw.
+The accuracy gate scores other clips (int8_gate.py: the held-out suite), never windows of these.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ class CalibrationSet:
     audio: np.ndarray
     video: np.ndarray
     sources: list[str] = field(default_factory=list)  # "name sha256[:16] windows" per clip
+    origins: list[str] = field(default_factory=list)  # per window: the clip it was cut from (file stem)
 
     def __len__(self) -> int:
         return int(self.audio.shape[0])
@@ -49,12 +49,37 @@ class CalibrationSet:
         """(calibration, held out): even and odd windows."""
         if len(self) < 2:
             raise ValueError(f"need at least 2 windows to calibrate and hold some out, got {len(self)}")
-        return (CalibrationSet(self.audio[0::2], self.video[0::2], self.sources),
-                CalibrationSet(self.audio[1::2], self.video[1::2], self.sources))
+        return (CalibrationSet(self.audio[0::2], self.video[0::2], self.sources, self.origins[0::2]),
+                CalibrationSet(self.audio[1::2], self.video[1::2], self.sources, self.origins[1::2]))
 
     def identity(self) -> str:
         """What the set was made from, for cache keys."""
         return "; ".join(self.sources) + f"; {len(self)} windows"
+
+
+SILENCE_PEAK = 1e-4  # a sound track whose samples never exceed this (full scale 1) holds no sound
+MEDIA_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
+
+
+class CalibrationClipError(ValueError):
+    """A calibration clip that cannot give one window: names the clip and what it lacks."""
+
+
+def expand_clips(clips: Sequence[str | Path]) -> list[Path]:
+    """Files as given, folders as the media files in them (sorted); a missing path or a folder with
+    no media file is refused."""
+    found: list[Path] = []
+    for clip in map(Path, clips):
+        if clip.is_dir():
+            inside = sorted(p for p in clip.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file())
+            if not inside:
+                raise CalibrationClipError(f"calibration folder {clip} holds no media file ({', '.join(MEDIA_SUFFIXES)})")
+            found += inside
+        elif clip.is_file():
+            found.append(clip)
+        else:
+            raise FileNotFoundError(f"calibration clip not found: {clip}")
+    return found
 
 
 def calibration_windows(
@@ -64,12 +89,11 @@ def calibration_windows(
     hop_s: float = DEFAULT_HOP_S,
     max_windows: int = DEFAULT_MAX_WINDOWS,
 ) -> CalibrationSet:
-    """Audiovisual windows from `clips` (None: the bundled sample clip), at most `max_windows`."""
+    """Audiovisual windows from `clips` (files or folders of them; None: the bundled sample clip),
+    at most `max_windows`. Every clip must give at least one window: one that cannot (no face, no
+    sound, shorter than a window) is refused by name with what it lacks."""
     if clips:
-        missing = [str(c) for c in clips if not Path(c).is_file()]
-        if missing:
-            raise FileNotFoundError(f"calibration clip(s) not found: {', '.join(missing)}")
-        return _windows_of([Path(c) for c in clips], preprocess, hop_s, max_windows)
+        return _windows_of(expand_clips(clips), preprocess, hop_s, max_windows)
     from socialmae_rt.sample_media import build_sample_clip
 
     with tempfile.TemporaryDirectory(prefix="socialmae_rt_calibration_") as folder:
@@ -78,23 +102,23 @@ def calibration_windows(
         build_sample_clip(path)
         found = _windows_of([path], preprocess, hop_s, max_windows)
     found.sources = [source.replace("sample.mp4", SAMPLE_CLIP, 1) for source in found.sources]
+    found.origins = [SAMPLE_CLIP] * len(found)
     return found
 
 
 def _windows_of(paths: list[Path], preprocess: PreprocessConfig, hop_s: float, max_windows: int) -> CalibrationSet:
-    audio, video, sources = [], [], []
+    audio, video, sources, origins = [], [], [], []
     for path in paths:
         clip_audio, clip_video = _clip_windows(path, preprocess, hop_s)
         audio += clip_audio
         video += clip_video
+        origins += [path.stem] * len(clip_audio)
         sources.append(f"{path.name} {sha256_file(path)[:16]} {len(clip_audio)}")
-    if not audio:
-        raise ValueError(f"no audiovisual window in {', '.join(map(str, paths))}: calibration needs clips "
-                         "of at least 4 s with a visible face and sound")
     if len(audio) > max_windows:  # evenly over everything found
         keep = np.linspace(0, len(audio) - 1, max_windows).round().astype(int)
-        audio, video = [audio[i] for i in keep], [video[i] for i in keep]
-    return CalibrationSet(np.stack(audio), np.stack(video), sources)  # [N, 1024, 128], [N, 3, 224, 224, 8]
+        audio, video, origins = [audio[i] for i in keep], [video[i] for i in keep], [origins[i] for i in keep]
+    # [N, 1024, 128], [N, 3, 224, 224, 8]
+    return CalibrationSet(np.stack(audio), np.stack(video), sources, origins)
 
 
 def _clip_windows(path: Path, preprocess: PreprocessConfig, hop_s: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -112,14 +136,18 @@ def _clip_windows(path: Path, preprocess: PreprocessConfig, hop_s: float) -> tup
         decoded, _ = decode_clip(ClipItem(clip_id=path.stem, video=path), cropper,
                                  frame_rate=1 / window.frame_spacing_s, sample_rate=preprocess.audio.sample_rate)
     crops = largest_face_crops(cropper)
-    if decoded is None or not crops.times_s.size:
-        log.warning("calibration: %s skipped (%s)", path, "no audio" if decoded is None else "no face found")
-        return [], []
+    if decoded is None:
+        raise CalibrationClipError(f"calibration clip {path} has no sound: a window needs audio and a face")
+    if not np.abs(decoded.samples).max(initial=0.0) > SILENCE_PEAK:
+        raise CalibrationClipError(f"calibration clip {path} is silent throughout: a window needs audio and a face")
+    if not crops.times_s.size:
+        raise CalibrationClipError(f"calibration clip {path} shows no face (MediaPipe found none): a window "
+                                   "needs audio and a face")
     span = ClipSpan.of(crops.times_s, decoded.start_s, decoded.samples.size, decoded.sample_rate)
     windows = window_ends(span, window)
     if not windows.full:
-        log.warning("calibration: %s has no 4 s with a face; skipped", path)
-        return [], []
+        raise CalibrationClipError(f"calibration clip {path} has no {window.window_s:g} s stretch with a face and "
+                                   "sound (shorter than one window, or the face is seen too briefly)")
     audio, video = [], []
     for end_ns in spaced_ends(windows, hop_s):
         start_ns = window_start_ns(windows, int(end_ns), window)
@@ -129,4 +157,7 @@ def _clip_windows(path: Path, preprocess: PreprocessConfig, hop_s: float) -> tup
         samples = cut_audio(decoded.samples, span, start_ns, int(end_ns), decoded.sample_rate)
         audio.append(audio_to_model_input(samples, decoded.sample_rate, preprocess.audio))  # [1024, 128]
         video.append(frames_to_model_input(picked.frames, preprocess.video, input_order="BGR"))  # [3, 224, 224, 8]
+    if not audio:
+        raise CalibrationClipError(f"calibration clip {path} gives no window: no {window.window_s:g} s with a face "
+                                   "in view throughout")
     return audio, video

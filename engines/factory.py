@@ -53,14 +53,14 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
     Cached exports are found by the checkpoint file's hash (`onnx/sources/`), so a start with
     everything built never loads the torch model: faster, and its fp32 weights never take memory.
     """
-    from .onnx_export import (MANIFEST, ExportError, check_int8_refusal, export_onnx, has_int8, load_export,
-                              quantize_export, weights_fingerprint)
+    from .onnx_export import MANIFEST, ExportError, export_onnx, load_export, weights_fingerprint
+    from .ort_int8 import check_int8_refusal, has_int8, quantize_export
     from .torch_backend import RANDOM_WEIGHTS_WARNING, load_model
 
     if weights is not None and (Path(weights) / MANIFEST).is_file():
         export = load_export(weights)
         if int8 and not has_int8(export):
-            raise ExportError(f"{weights} has no int8 graphs with 7-bit weights (older exports have 8-bit ones, "
+            raise ExportError(f"{weights} has no int8 graphs with 7-bit weights that passed the held-out gate (older exports "
                               f"which saturate on CPUs without VNNI); make them with `socialmae-rt export-onnx --int8`")
         return export, None
     root = Path(cache_dir or cache_root()) / "onnx"
@@ -90,8 +90,8 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
         check_int8_refusal(export)
         if on_status is not None:
             on_status("quantizing the ONNX graphs to int8 (once per set of weights)")
-        report = quantize_export(export, model)
-        log.info("int8 accuracy vs torch fp32: %s", report)
+        report = quantize_export(export, model, cache_dir=cache_dir, progress=on_status)
+        log.info("int8 accuracy vs torch fp32 on held-out clips: %s", report["graphs"])
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_text(directory.name + "\n")
     return export, model
@@ -132,7 +132,8 @@ def _openvino(kind: str) -> Callable[..., Backend]:
     def make(weights, config, *, cache_dir=None, threads=None, seed=0, precision="auto",
              calibration_clips=None, min_cosine=None, on_status=None):
         from .openvino_backend import OpenVinoBackend
-        from .openvino_ir import MIN_INT8_COSINE, prepare_ir
+        from .int8_gate import MIN_INT8_COSINE
+        from .openvino_ir import prepare_ir
         from .references import fp32_reference
 
         export, model = _export_and_model(weights, config, cache_dir=cache_dir, seed=seed, on_status=on_status)

@@ -14,7 +14,6 @@ An export is checked against the torch model on the same inputs before it is acc
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -31,7 +30,7 @@ from torch import nn
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
 
-from .base import MODE_INPUTS, Int8Refused
+from .base import MODE_INPUTS
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +39,10 @@ FORMAT = "socialmae_rt.onnx/1"
 OPSET = 17
 # fp32 graph vs fp32 torch on the same inputs: only operation order differs.
 EXPORT_ATOL = 1e-3
-# ONNX Runtime int8 vs fp32 torch: the lowest cosine per output and window before a graph is refused.
-MIN_ORT_INT8_COSINE = 0.99
-INT8_WEIGHT_BITS = 7  # see quantize_export
 
 
 class ExportError(RuntimeError):
     """An ONNX export that is missing, corrupt, or disagrees with the model it came from."""
-
-
-class OrtInt8Refused(ExportError, Int8Refused):
-    """The int8 graphs stray too far from torch fp32; the refusal is kept in the manifest
-    (`int8_refused`) so that the next start says so without quantising again."""
 
 
 class _ModeGraph(nn.Module):
@@ -305,93 +296,3 @@ def fp16_graph(export: OnnxExport, modality: Modality) -> Path:
     entry["fp16"] = {"file": target.name, "sha256": sha256_file(target)}
     write_manifest(export)
     return target
-
-
-def has_int8(export: OnnxExport) -> bool:
-    """True when the export holds int8 graphs of the current kind (7-bit weights; earlier
-    8-bit ones saturate on CPUs without VNNI and are made again)."""
-    entry = export.manifest["graphs"]["audiovisual"].get("int8")
-    return entry is not None and entry.get("weight_bits") == INT8_WEIGHT_BITS
-
-
-def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosine: float = MIN_ORT_INT8_COSINE) -> dict[str, Any]:
-    """Add int8 graphs (ONNX Runtime dynamic quantisation of the weights) and report their accuracy.
-
-    With the source model given, each int8 graph is compared with torch fp32 (cosine and max abs
-    difference per output) and refused below `min_cosine`; the report goes into the manifest.
-    """
-    for modality in MODE_INPUTS:
-        source = export.graph(modality)
-        target = source.with_name(f"{modality.value}.int8.onnx")
-        started = time.perf_counter()
-        with _without_preprocessing_advice():
-            _quantize(source, target)
-        export.manifest["graphs"][modality.value]["int8"] = {
-            "file": target.name, "sha256": sha256_file(target), "weight_bits": INT8_WEIGHT_BITS,
-            "quantize_s": round(time.perf_counter() - started, 2),
-        }
-    return _check_int8(export, model, min_cosine)
-
-
-class _NoPreprocessingAdvice(logging.Filter):
-    """ONNX Runtime's quantiser logs "Please consider to run pre-processing before quantization" on
-    the root logger for every graph: advice for image models, noise on every first start here."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "consider to run pre-processing" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _without_preprocessing_advice():
-    root, advice = logging.getLogger(), _NoPreprocessingAdvice()
-    root.addFilter(advice)
-    try:
-        yield
-    finally:
-        root.removeFilter(advice)
-
-
-def _quantize(source: Path, target: Path) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        # reduce_range: 7-bit weights. x86 CPUs without VNNI/AMX (AVX2 only) multiply u8 x s8 pairs
-        # into saturating 16-bit sums; with 8-bit weights a tiny model's logits fell to cosine
-        # 0.968 on a Zen 3 EPYC, with 7-bit ones 0.9998. A cached graph may move between CPUs.
-        str(source), str(target), weight_type=QuantType.QInt8, reduce_range=True,
-        # the exporter leaves some intermediate types to inference; they are all float32
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
-
-
-def _check_int8(export: OnnxExport, model: SocialMAE | None, min_cosine: float) -> dict[str, Any]:
-    """Compare the int8 graphs with torch fp32; below the bar they are removed and the refusal kept."""
-    try:
-        report = verify_export(export, model, "int8", atol=None, min_cosine=min_cosine) if model is not None else {}
-    except ExportError as refused:
-        for modality in MODE_INPUTS:
-            entry = export.manifest["graphs"][modality.value].pop("int8")
-            (export.directory / entry["file"]).unlink(missing_ok=True)
-        export.manifest["int8_refused"] = {"error": str(refused), **_refusal_key(min_cosine)}
-        write_manifest(export)
-        raise OrtInt8Refused(f"int8 graphs refused: {refused}") from refused
-    export.manifest["int8_accuracy"] = report
-    export.manifest.pop("int8_refused", None)
-    write_manifest(export)
-    return report
-
-
-def _refusal_key(min_cosine: float) -> dict[str, Any]:
-    import onnxruntime
-
-    return {"weight_bits": INT8_WEIGHT_BITS, "min_cosine": min_cosine, "onnxruntime": onnxruntime.__version__}
-
-
-def check_int8_refusal(export: OnnxExport, min_cosine: float = MIN_ORT_INT8_COSINE) -> None:
-    """Raise OrtInt8Refused when this export's int8 graphs were refused before under the same
-    quantisation, bar and ONNX Runtime version."""
-    refused = export.manifest.get("int8_refused")
-    if refused is not None and all(refused.get(k) == v for k, v in _refusal_key(min_cosine).items()):
-        raise OrtInt8Refused(f"int8 graphs refused: {refused['error']} (cached in {export.directory / MANIFEST}; "
-                             f"`socialmae-rt export-onnx --int8` to try again)")

@@ -12,9 +12,11 @@ int8 the calibration clips' hashes and the accuracy bar. Backends compile
 the saved IR (never the ONNX file, whose float weights would otherwise stay resident).
 
 An int8 IR is accepted only if every output keeps cosine >= `min_cosine` (0.999 by default)
-against the fp32 model on windows the quantizer did not see (a one-value output, a binary logit,
-keeps its probability within 0.01 instead: see `cosine_report`); below that it is refused
-(Int8AccuracyError), and the refusal, not the IR, is cached.
+against the fp32 model on the held-out suite, clips that share nothing with the calibration clips
+(int8_gate.py; a one-value output, a binary logit, keeps its probability within 0.01 instead).
+Where fully int8 graphs miss the bar, the layers of `float_ladder` stay in float step by step
+(NNCF's ignored scope); below the bar at every step the IR is refused (Int8AccuracyError), and
+the refusal, not the IR, is cached.
 """
 
 from __future__ import annotations
@@ -35,17 +37,16 @@ import numpy as np
 from socialmae_rt.machine import CpuDescription
 from socialmae_rt.model import Modality
 
-from .base import MODE_INPUTS, Int8Refused
+from .base import MODE_INPUTS
 from .engine_cache import cache_root
+from .int8_gate import (MIN_INT8_COSINE, Int8GateRefused, Progress, Reference, check_accuracy, failures, float_ladder,
+                        gate_id, gate_windows, graph_inputs, hopeless, in_chunks, score, worst_per_clip)
 from .onnx_export import OnnxExport, read_manifest, sha256_file
 
 log = logging.getLogger(__name__)
 
 FORMAT = "socialmae_rt.openvino/1"
 KINDS = ("fp32", "int8")
-MIN_INT8_COSINE = 0.999
-# One-value outputs are binary logits (laughter): their sigmoid may move this much at most.
-MAX_BINARY_PROB_DIFF = 0.01
 MANIFEST = "manifest.json"
 
 
@@ -57,22 +58,13 @@ def overflow_fix(cpu: CpuDescription) -> str:
     return "first_layer_only" if cpu.has_int8_dot else "enable"
 
 
-# (modality, inputs) -> outputs by name, each float32 [B, ...]
-Reference = Callable[[Modality, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
-Progress = Callable[[str], None]
-
-
 class OpenVinoIRError(RuntimeError):
     """An IR that is missing, corrupt, or cannot be built."""
 
 
-class Int8AccuracyError(OpenVinoIRError, Int8Refused):
+class Int8AccuracyError(OpenVinoIRError, Int8GateRefused):
     """The int8 IR strays too far from the fp32 model; it is not used, and the refusal is cached
     (`<kind>-<key>.refused.json`) so that the next start does not spend minutes learning it again."""
-
-    def __init__(self, message: str, accuracy: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.accuracy = dict(accuracy or {})
 
 
 @dataclass
@@ -109,7 +101,7 @@ def ir_key(export: OnnxExport, kind: str, calibration: Sequence[str] = (), min_c
         "kind": kind,
     }
     if kind == "int8":
-        parts.update(calibration=list(calibration), min_cosine=min_cosine,
+        parts.update(calibration=list(calibration), min_cosine=min_cosine, gate=gate_id(),
                      overflow_fix=overflow_fix(cpu or CpuDescription.this_machine()))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -135,38 +127,6 @@ def load_ir(directory: str | Path) -> OpenVinoIR:
             if sha256_file(file) != entry[f"{name}_sha256"]:
                 raise OpenVinoIRError(f"{file} does not match the sha256 in {MANIFEST} (corrupt or replaced)")
     return OpenVinoIR(directory, manifest)
-
-
-def cosine_report(expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Per output: the lowest cosine similarity and the max abs difference.
-
-    Outputs with several values per window are compared window by window (the worst window
-    counts). A one-value output is a binary logit (laughter): a cosine over one value is only its
-    sign, and across windows it mostly measures how far the logits sit from 0, so such outputs
-    also get `max_prob_diff`, the largest difference of sigmoid(logit), which the gate uses.
-    """
-    report = {}
-    for name, ref in expected.items():
-        ref2 = np.asarray(ref, np.float64).reshape(ref.shape[0], -1)  # [N, K]
-        got2 = np.asarray(actual[name], np.float64).reshape(ref2.shape)
-        binary = ref2.shape[1] == 1
-        if binary:
-            ref2, got2 = ref2.T, got2.T  # [1, N]: the cosine across windows, for information
-        norms = np.linalg.norm(ref2, axis=1) * np.linalg.norm(got2, axis=1)
-        cosine = np.where(norms > 0, (ref2 * got2).sum(1) / np.maximum(norms, 1e-30), 1.0)
-        report[name] = {"min_cosine": float(cosine.min()), "max_abs": float(np.abs(ref2 - got2).max())}
-        if binary:
-            report[name]["max_prob_diff"] = float(np.abs(_sigmoid(ref2) - _sigmoid(got2)).max())
-    return report
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
-
-
-def graph_inputs(modality: Modality, audio: np.ndarray, video: np.ndarray) -> dict[str, np.ndarray]:
-    given = {"audio": audio, "video": video}
-    return {name: given[name] for name in MODE_INPUTS[modality]}
 
 
 def prepare_ir(
@@ -212,7 +172,7 @@ def prepare_ir(
                 raise OpenVinoIRError("an int8 IR needs the fp32 model's outputs to check its accuracy (reference)")
             fp32 = prepare_ir(export, "fp32", cache_dir=cache_dir, progress=progress)
             try:
-                manifest = _build_int8(export, fp32, staging, clips or None, reference, min_cosine, say)
+                manifest = _build_int8(export, fp32, staging, clips or None, reference, min_cosine, say, cache_dir)
             except Int8AccuracyError as error:
                 refused.write_text(json.dumps({"error": str(error), "key": key, "accuracy": error.accuracy}, indent=2) + "\n")
                 raise
@@ -241,7 +201,7 @@ def _passed_int8(home: Path, export: OnnxExport, min_cosine: float) -> OpenVinoI
     if not home.is_dir():
         return None
     for directory in sorted(home.glob("int8-*"), key=lambda d: d.stat().st_mtime, reverse=True):
-        if not directory.is_dir():
+        if not directory.is_dir() or directory.with_name(directory.name + ".refused.json").is_file():
             continue
         try:
             ir = load_ir(directory)
@@ -249,7 +209,7 @@ def _passed_int8(home: Path, export: OnnxExport, min_cosine: float) -> OpenVinoI
             continue
         manifest = ir.manifest
         if (manifest.get("export_graphs") == _graph_hashes(export) and manifest.get("openvino") == openvino_version()
-                and manifest.get("min_cosine", 0) >= min_cosine
+                and manifest.get("min_cosine", 0) >= min_cosine and manifest.get("gate") == gate_id()
                 and manifest.get("overflow_fix") == overflow_fix(CpuDescription.this_machine())):
             return ir
     return None
@@ -276,7 +236,7 @@ def _build_fp32(export: OnnxExport, directory: Path, say: Progress) -> dict[str,
 
 
 def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Sequence[Path] | None, reference: Reference,
-                min_cosine: float, say: Progress) -> dict[str, Any]:
+                min_cosine: float, say: Progress, cache_dir: str | Path | None) -> dict[str, Any]:
     try:
         import nncf
     except ImportError as err:
@@ -284,52 +244,62 @@ def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Se
                           "(or the project's [int8] extra); a cached int8 IR runs without it") from err
     import openvino as ov
 
-    from .calibration import calibration_windows
-
+    nncf.set_log_level(logging.WARNING)  # its INFO lines list every node it leaves alone: thousands
     say("cutting calibration windows from " + (", ".join(c.name for c in clips) if clips else "the bundled sample clip"))
-    windows = calibration_windows(clips, export.preprocess)
-    calibrate, held_out = windows.halves()
+    windows = gate_windows(export.preprocess, clips, cache_dir, say)
+    calibrate = windows.calibration
     core = ov.Core()
     fix = overflow_fix(CpuDescription.this_machine())
-    graphs, accuracy = {}, {}
-    for modality in MODE_INPUTS:
-        started = time.perf_counter()
-        say(f"quantizing the {modality.value} graph to int8 on {len(calibrate)} windows (NNCF)")
-        items = [graph_inputs(modality, calibrate.audio[i:i + 1], calibrate.video[i:i + 1]) for i in range(len(calibrate))]
-        quantized = nncf.quantize(core.read_model(str(fp32.xml(modality))), nncf.Dataset(items),
-                                  model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items),
-                                  advanced_parameters=nncf.AdvancedQuantizationParameters(
-                                      overflow_fix=nncf.OverflowFix(fix)))
-        xml = directory / f"{modality.value}.xml"
-        ov.save_model(quantized, str(xml), compress_to_fp16=False)
-        graphs[modality.value] = _file_entry(directory, xml, started)
-        say(f"checking the int8 {modality.value} graph on {len(held_out)} held-out windows")
-        feeds = graph_inputs(modality, held_out.audio, held_out.video)
-        accuracy[modality.value] = cosine_report(reference(modality, feeds), run_ir(xml, feeds))
-    check_accuracy(accuracy, min_cosine)
-    return {"graphs": graphs, "int8_accuracy": accuracy, "min_cosine": min_cosine, "overflow_fix": fix,
-            "nncf": nncf.__version__,
-            "calibration": {"sources": windows.sources, "calibration_windows": len(calibrate),
-                            "held_out_windows": len(held_out)}}
+    attempts = []
+    for keep in float_ladder(export.model_config.modality_specific_depth):
+        graphs, kept = {}, {}
+        for modality in MODE_INPUTS:
+            started = time.perf_counter()
+            say(f"quantizing the {modality.value} graph to int8 on {len(calibrate)} windows (NNCF; in float: {keep.label})")
+            items = [graph_inputs(modality, calibrate.audio[i:i + 1], calibrate.video[i:i + 1]) for i in range(len(calibrate))]
+            model = core.read_model(str(fp32.xml(modality)))
+            kept[modality.value] = float_matmuls(model, keep)
+            ignored = nncf.IgnoredScope(patterns=[".*" + p for p in keep.patterns], validate=False)
+            quantized = nncf.quantize(model, nncf.Dataset(items), model_type=nncf.ModelType.TRANSFORMER,
+                                      subset_size=len(items), ignored_scope=ignored,
+                                      advanced_parameters=nncf.AdvancedQuantizationParameters(
+                                          overflow_fix=nncf.OverflowFix(fix)))
+            xml = directory / f"{modality.value}.xml"
+            ov.save_model(quantized, str(xml), compress_to_fp16=False)
+            graphs[modality.value] = _file_entry(directory, xml, started)
+        say(f"checking the int8 graphs on {len(windows.held_out)} held-out windows")
+        report = score(reference, lambda modality, feeds: run_ir(directory / f"{modality.value}.xml", feeds),
+                       windows.held_out)
+        below = failures(report["graphs"], min_cosine)
+        attempts.append({"float": keep.label, "float_matmuls": kept, "failures": below,
+                         "worst_per_clip": worst_per_clip(report["clips"])})
+        if not below:
+            return {"graphs": graphs, "int8_accuracy": report["graphs"], "int8_clips": report["clips"],
+                    "min_cosine": min_cosine, "gate": gate_id(), "overflow_fix": fix, "nncf": nncf.__version__,
+                    "float_kept": keep.label, "float_matmuls": kept, "attempts": attempts,
+                    "windows": windows.description()}
+        say(f"int8 with {keep.label} in float misses the bar: " + "; ".join(below))
+        if hopeless(report["graphs"]):
+            say("too far below the bar for layers kept in float to help; not trying further")
+            break
+    check_accuracy(report["graphs"], min_cosine, error=Int8AccuracyError,
+                   advice="Use the ov (bf16/fp32) backend, or calibrate on your own clips (--calibration-clips)")
+    raise AssertionError("unreachable: check_accuracy raised")
 
 
-def check_accuracy(accuracy: Mapping[str, Mapping[str, Mapping[str, float]]], min_cosine: float,
-                   max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> None:
-    """Raise Int8AccuracyError naming every graph output below the bar (NaN fails): cosine for
-    outputs of several values, the sigmoid probability for one-value (binary) outputs."""
-    failures = []
-    for mode, outputs in accuracy.items():
-        for name, stats in outputs.items():
-            if "max_prob_diff" in stats:
-                if not stats["max_prob_diff"] <= max_prob_diff:
-                    failures.append(f"{mode} {name} probability off by {stats['max_prob_diff']:.4f}")
-            elif not stats["min_cosine"] >= min_cosine:
-                failures.append(f"{mode} {name} cosine {stats['min_cosine']:.5f}")
-    if failures:
-        raise Int8AccuracyError(f"int8 graphs refused: below cosine {min_cosine} (binary outputs: probability within "
-                                f"{max_prob_diff}) against fp32 on held-out windows: " + "; ".join(failures)
-                                + ". Use the ov (bf16/fp32) backend, or calibrate on your own clips "
-                                "(--calibration-clips)", accuracy)
+def float_matmuls(model, keep) -> dict[str, int]:
+    """How many of the graph's matrix products the ignored scope leaves in float, of how many."""
+    names = [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul"]
+    return {"float": sum(keep.matches(name) for name in names), "total": len(names)}
+
+
+def refuse_live(ir: OpenVinoIR, reason: str) -> Path:
+    """Mark a cached int8 IR as refused (the live shadow check disagreed with fp32 on the robot's own
+    input): the next start does not pick it. Returns the marker written."""
+    marker = ir.directory.with_name(ir.directory.name + ".refused.json")
+    marker.write_text(json.dumps({"error": f"refused while running: {reason}", "key": ir.manifest.get("key"),
+                                  "live": True}, indent=2) + "\n")
+    return marker
 
 
 def run_ir(xml: Path, feeds: Mapping[str, np.ndarray], precision: str | None = None) -> dict[str, np.ndarray]:
@@ -347,13 +317,3 @@ def run_ir(xml: Path, feeds: Mapping[str, np.ndarray], precision: str | None = N
         return {output.get_any_name(): np.array(result[output], dtype=np.float32) for output in compiled.outputs}
 
     return in_chunks(run, feeds)
-
-
-def in_chunks(run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], feeds: Mapping[str, np.ndarray],
-              size: int = 4) -> dict[str, np.ndarray]:
-    """`run` over batches of at most `size` windows, outputs joined: bounds the attention memory
-    (ViT-B: ~120 MB of attention weights per window in the joint block)."""
-    total = next(iter(feeds.values())).shape[0]
-    parts = [run({name: array[i:i + size] for name, array in feeds.items()}) for i in range(0, total, size)]
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-

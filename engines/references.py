@@ -10,7 +10,7 @@ from socialmae_rt.model import Modality, SocialMAE
 
 from .base import MODE_INPUTS
 from .onnx_export import OnnxExport, run_graph, torch_outputs
-from .openvino_ir import Reference, in_chunks
+from .int8_gate import Reference, in_chunks
 
 
 def fp32_reference(export: OnnxExport, model: SocialMAE | None) -> Reference:

@@ -326,7 +326,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _export_onnx(args: argparse.Namespace) -> int:
     import logging
 
-    from socialmae_rt.engines.onnx_export import export_onnx, quantize_export
+    from socialmae_rt.engines.int8_gate import describe_report
+    from socialmae_rt.engines.onnx_export import export_onnx
+    from socialmae_rt.engines.ort_int8 import OrtInt8Refused, quantize_export
     from socialmae_rt.engines.torch_backend import load_model
     from socialmae_rt.runner import RunOptions, model_config_for
 
@@ -336,10 +338,16 @@ def _export_onnx(args: argparse.Namespace) -> int:
     worst = max(s["max_abs"] for mode in export.manifest["verification"].values() for s in mode.values())
     print(f"exported {', '.join(export.manifest['graphs'])} graphs to {args.out}; largest difference vs torch {worst:.2e}")
     if args.int8:
-        report = quantize_export(export, model)
-        for mode, outputs in report.items():
+        try:
+            report = quantize_export(export, model, progress=lambda line: print(f"socialmae-rt: {line}", file=sys.stderr))
+        except OrtInt8Refused as refused:
+            print(f"error: {refused}", file=sys.stderr)
+            return 1
+        for mode, outputs in report["graphs"].items():
             print(f"int8 {mode}: " + ", ".join(f"{name} cosine {v['min_cosine']:.5f} max|d| {v['max_abs']:.3g}"
                                                for name, v in outputs.items()))
+        print(f"int8 in float: {report['attempts'][-1]['float']}")
+        print("\n".join(describe_report({"clips": report["clips"]})))
     return 0
 
 
@@ -525,8 +533,8 @@ def _prepare_backend(args: argparse.Namespace) -> int:
         raise ValueError(f"--calibration-clips calibrates int8 OpenVINO graphs: use it with --backend ov-int8 or auto, "
                          f"not {args.backend}")
     for clip in args.calibration_clips or ():
-        if not Path(clip).is_file():
-            raise FileNotFoundError(f"--calibration-clips: {clip}: no such file")
+        if not Path(clip).exists():
+            raise FileNotFoundError(f"--calibration-clips: {clip}: no such file or folder")
     weights = " ".join(args.weights) if args.weights else None
     options = RunOptions(weights=weights, model=args.model, backend=args.backend, threads=args.threads)
     extra = {"calibration_clips": args.calibration_clips} if args.calibration_clips else {}
@@ -556,14 +564,27 @@ def backend_summary(backend) -> str:
     """One line per backend: what it is and what it was built into; the int8 gate's figures."""
     info = backend.info
     line = f"{info.name} ({info.precision}, {info.device}), weights {info.weights}"
+    from socialmae_rt.engines.int8_gate import describe_report
+
     ir = getattr(backend, "ir", None)
+    export = getattr(backend, "export", None)
     if ir is not None:
         line += f"\n  OpenVINO IR: {ir.directory}"
-        for mode, outputs in ir.manifest.get("int8_accuracy", {}).items():
-            line += f"\n  int8 {mode} vs fp32 on held-out windows: {gate_figures(outputs)}"
-    export = getattr(backend, "export", None)
-    if export is not None and ir is None:
+        gate = {"windows": ir.manifest.get("windows", {}), "clips": ir.manifest.get("int8_clips", {})}
+        accuracy, kept = ir.manifest.get("int8_accuracy", {}), ir.manifest.get("float_kept")
+    elif export is not None:
         line += f"\n  ONNX export: {export.directory}"
+        int8 = export.manifest.get("int8_gate", {}) if info.precision == "int8" else {}
+        gate, accuracy = {"clips": int8.get("clips", {})}, export.manifest.get("int8_accuracy", {}) if int8 else {}
+        kept = int8["attempts"][-1]["float"] if int8 else None
+    else:
+        return line
+    for mode, outputs in accuracy.items():
+        line += f"\n  int8 {mode} vs fp32 on held-out clips: {gate_figures(outputs)}"
+    if kept is not None:
+        line += f"\n  left in float: {kept}"
+    for text in describe_report(gate):
+        line += f"\n  {text}"
     return line
 
 
@@ -572,13 +593,14 @@ def _add_prepare_backend(sub: argparse._SubParsersAction) -> None:
         "prepare-backend", help="build what a backend needs before the first run (export, OpenVINO IR, int8 calibration)",
         description="Build now, with progress, what a backend would otherwise build on its first start: the ONNX "
         "export, the OpenVINO IR, the int8 graphs (calibrated on the bundled sample clip or on your own clips, "
-        "checked against fp32 on held-out windows), TensorRT plans. Later runs with the same weights load them in "
+        "checked against fp32 on the held-out suite: other faces, voices, sounds and light), TensorRT plans. Later runs with the same weights load them in "
         "seconds. Prints where they are and, for int8, how close they stay to fp32.")
     p.add_argument("--backend", default="auto", help="auto (default), ov-int8, ov, ort-int8, ort, trt, ...")
     p.add_argument("--weights", nargs="+", metavar="W", help="as for run (default: random weights)")
     p.add_argument("--model", default="base", choices=["base", "small", "tiny"], help="size when the weights do not say")
     p.add_argument("--calibration-clips", nargs="+", metavar="CLIP",
-                   help="ov-int8: calibrate on these clips (a face and speech, >= 4 s each) instead of the sample clip")
+                   help="ov-int8: calibrate on these clips or folders of clips (a face and speech, >= 4 s each) "
+                   "instead of the sample clip; the gate still scores the held-out suite")
     p.add_argument("--threads", type=int, help="compute threads (default: every core this process may use)")
     p.set_defaults(handler=_prepare_backend)
 

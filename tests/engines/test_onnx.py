@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from socialmae_rt.engines import create_backend
-from socialmae_rt.engines import onnx_export
+from socialmae_rt.engines import ort_int8
 from socialmae_rt.engines.auto import Installed, create_auto_backend
-from socialmae_rt.engines.onnx_export import (EXPORT_ATOL, ExportError, OrtInt8Refused, export_onnx, load_export,
-                                              quantize_export)
+from socialmae_rt.engines.onnx_export import EXPORT_ATOL, ExportError, export_onnx, load_export
+from socialmae_rt.engines.ort_int8 import OrtInt8Refused, quantize_export
 from socialmae_rt.engines.ort_backend import OrtBackend
 from socialmae_rt.machine import CpuDescription
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig, save_checkpoint
@@ -160,28 +160,32 @@ def test_factory_needs_int8_graphs_in_a_given_export(tmp_path, model):
 
 def test_a_refused_int8_export_is_remembered_and_auto_moves_on(tmp_path, model):
     plain = export_onnx(model, tmp_path / "refused")
-    with pytest.raises(OrtInt8Refused, match="int8 graphs refused: int8 audiovisual graph disagrees with torch"):
+    with pytest.raises(OrtInt8Refused, match="int8 graphs refused: below cosine 1.01 .* on held-out clips: audiovisual"):
         quantize_export(plain, model, min_cosine=1.01)  # a bar nothing meets
     manifest = json.loads((plain.directory / "manifest.json").read_text())
     assert "int8" not in manifest["graphs"]["audio"] and not list(plain.directory.glob("*.int8.onnx"))
     assert manifest["int8_refused"]["min_cosine"] == 1.01
+    # every step of the float ladder was tried (or the ladder stopped as hopeless) and recorded
+    attempts = manifest["int8_refused"]["attempts"]
+    assert attempts[0]["float"] == "none" and attempts[0]["float_matmuls"]["audiovisual"]["float"] == 0
+    assert all(attempt["failures"] for attempt in attempts)
 
     # Refused at the default bar: the next start says so without quantising again.
     path = save_checkpoint(model, tmp_path / "w.safetensors")
-    real_verify = onnx_export.verify_export
+    real_score = ort_int8.score
 
-    def gate_says_no(export, model, variant="fp32", **kwargs):
-        if variant == "int8":
-            raise ExportError("int8 audio graph disagrees with torch on emotion: cosine 0.5 < 0.99")
-        return real_verify(export, model, variant, **kwargs)
+    def gate_says_no(reference, candidate, held_out):
+        report = real_score(reference, candidate, held_out)
+        report["graphs"]["audio"]["emotion"]["min_cosine"] = 0.5
+        return report
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(onnx_export, "verify_export", gate_says_no)
+        patch.setattr(ort_int8, "score", gate_says_no)
         with pytest.raises(OrtInt8Refused):
             create_backend("ort-int8", path, cache_dir=tmp_path / "cache", threads=1)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(onnx_export, "quantize_export", lambda *a, **k: pytest.fail("quantised again"))
-        with pytest.raises(OrtInt8Refused, match=r"cosine 0.5 < 0.99 \(cached in .*manifest.json"):
+        patch.setattr(ort_int8, "quantize_export", lambda *a, **k: pytest.fail("quantised again"))
+        with pytest.raises(OrtInt8Refused, match=r"audio emotion cosine 0.50000.* \(cached in .*manifest.json"):
             create_backend("ort-int8", path, cache_dir=tmp_path / "cache", threads=1)
         plain_avx2 = CpuDescription("Core", frozenset({"avx2"}), 2)
         only_ort = Installed(openvino=False, nncf=False, onnxruntime=True, tensorrt_gpu=False)

@@ -11,16 +11,16 @@ pytest.importorskip("openvino")
 from socialmae_rt.engines import create_backend
 from socialmae_rt.engines.onnx_export import export_onnx
 from socialmae_rt.engines.openvino_backend import OpenVinoBackend, compile_config
+from socialmae_rt.engines.int8_gate import Int8GateRefused, check_accuracy, cosine_report
 from socialmae_rt.engines.openvino_ir import (
     Int8AccuracyError,
-    check_accuracy,
-    cosine_report,
     ir_key,
     load_ir,
     overflow_fix,
     prepare_ir,
 )
 from socialmae_rt.engines.references import fp32_reference
+from socialmae_rt.heldout_media import SUITE
 from socialmae_rt.machine import CpuDescription
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
 from socialmae_rt.sample_media import build_sample_clip
@@ -99,9 +99,13 @@ def test_ov_bf16_stays_close_to_torch(export, model):
 def test_int8_ir_passed_its_gate_on_held_out_windows_and_runs(int8_ir, export, model):
     manifest = int8_ir.manifest
     assert manifest["kind"] == "int8" and manifest["min_cosine"] == TOY_MIN_COSINE
-    calibration = manifest["calibration"]
-    assert calibration["calibration_windows"] >= 4 and calibration["held_out_windows"] >= 4
-    assert calibration["sources"][0].startswith("sample.mp4 ")
+    windows = manifest["windows"]
+    assert windows["calibration"]["windows"] >= 4 and windows["calibration"]["sources"][0].startswith("sample.mp4 ")
+    # scored on the held-out suite, not on windows of the calibration clip
+    held_out = {source.split()[0] for source in windows["held_out"]["sources"]}
+    assert held_out == {f"{clip.name}.mp4" for clip in SUITE} and windows["held_out"]["windows"] >= 10
+    assert set(manifest["int8_clips"]) == {clip.name for clip in SUITE}
+    assert manifest["float_kept"] == manifest["attempts"][-1]["float"] and not manifest["attempts"][-1]["failures"]
     for mode in ("audiovisual", "audio", "video"):
         assert set(manifest["int8_accuracy"][mode]) == {"embedding", "emotion", "laughter", "personality"}
         scores = manifest["int8_accuracy"][mode]
@@ -122,7 +126,7 @@ def test_gate_refuses_an_int8_graph_that_strays_from_its_reference(model, clip, 
     export = export_onnx(model, tmp_path / "export", source="test")
     torch.manual_seed(99)
     other = SocialMAE(TINY).eval()
-    with pytest.raises(Int8AccuracyError, match=r"below cosine 0.999 .*audiovisual") as refused:
+    with pytest.raises(Int8AccuracyError, match=r"below cosine 0.999 .* on held-out clips: audiovisual") as refused:
         prepare_ir(export, "int8", calibration_clips=[clip], reference=fp32_reference(export, other))
     assert refused.value.accuracy["audiovisual"]["emotion"]["min_cosine"] < 0.999
     home = export.directory / "openvino"
@@ -136,7 +140,7 @@ def test_gate_refuses_an_int8_graph_that_strays_from_its_reference(model, clip, 
 
 
 def test_check_accuracy_fails_on_nan_and_names_the_output():
-    with pytest.raises(Int8AccuracyError, match="video personality cosine nan"):
+    with pytest.raises(Int8GateRefused, match="video personality cosine nan"):
         check_accuracy({"video": {"personality": {"min_cosine": float("nan"), "max_abs": 0.0}}}, 0.999)
     check_accuracy({"video": {"personality": {"min_cosine": 0.9995, "max_abs": 0.0}}}, 0.999)
 
@@ -144,7 +148,7 @@ def test_check_accuracy_fails_on_nan_and_names_the_output():
 def test_binary_outputs_are_judged_by_their_probability():
     near_zero_logits = {"min_cosine": 0.98, "max_abs": 0.03, "max_prob_diff": 0.008}
     check_accuracy({"audio": {"laughter": near_zero_logits}}, 0.999)  # cosine alone would refuse this
-    with pytest.raises(Int8AccuracyError, match="audio laughter probability off by 0.0200"):
+    with pytest.raises(Int8GateRefused, match="audio laughter probability off by 0.0200"):
         check_accuracy({"audio": {"laughter": {"min_cosine": 0.9999, "max_abs": 0.1, "max_prob_diff": 0.02}}}, 0.999)
 
 
