@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 _COMMON = {"threads", "seed", "on_status"}
 BACKEND_OPTIONS = {
     "trt": _COMMON | {"cache_dir"},
-    "ov-int8": _COMMON | {"cache_dir", "precision", "calibration_clips", "min_cosine"},
+    "ov-int8": _COMMON | {"cache_dir", "precision", "calibration_clips", "min_cosine", "max_prob_diff"},
     "ov": _COMMON | {"cache_dir", "precision"},
-    "ort-int8": _COMMON | {"cache_dir"},
+    "ort-int8": _COMMON | {"cache_dir", "min_cosine", "max_prob_diff"},
     "torch-bf16": _COMMON,
     "ort": _COMMON | {"cache_dir"},
     "torch": _COMMON,

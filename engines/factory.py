@@ -26,7 +26,7 @@ def prepare_export(weights: str | Path | None, config: SocialMAEConfig | None, *
     return _export_and_model(weights, config, int8=int8, cache_dir=cache_dir, seed=seed, on_status=on_status)[0]
 
 
-def _source_key(weights, config: SocialMAEConfig | None, seed: int) -> str:
+def source_key(weights, config: SocialMAEConfig | None, seed: int) -> str:
     """sha256 naming what a model is built from, without building it: the checkpoint file's bytes
     (and its JSON sidecar), or the config, seed and torch version of a random model."""
     import torch
@@ -46,7 +46,13 @@ def _source_key(weights, config: SocialMAEConfig | None, seed: int) -> str:
     return digest.hexdigest()
 
 
-def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, seed: int = 0, on_status=None):
+def _bars(min_cosine: float | None, max_prob_diff: float | None) -> dict[str, float]:
+    """The int8 gate's bars, where a caller set them (else the gate's defaults)."""
+    return {k: v for k, v in (("min_cosine", min_cosine), ("max_prob_diff", max_prob_diff)) if v is not None}
+
+
+def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, seed: int = 0, on_status=None,
+                      bars: dict[str, float] | None = None):
     """(export, the torch model it came from; None when the model was not needed: an export
     directory, or a checkpoint whose export is cached already).
 
@@ -64,7 +70,7 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
                               f"which saturate on CPUs without VNNI); make them with `socialmae-rt export-onnx --int8`")
         return export, None
     root = Path(cache_dir or cache_root()) / "onnx"
-    source = root / "sources" / _source_key(weights, config, seed)[:32]
+    source = root / "sources" / source_key(weights, config, seed)[:32]
     if source.is_file():
         try:
             export = load_export(root / source.read_text().strip())
@@ -72,7 +78,7 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
             log.warning("cached export for %s unusable (%s); exporting again", weights or "random weights", reason)
         else:
             if int8:
-                check_int8_refusal(export)
+                check_int8_refusal(export, **(bars or {}))
             if not int8 or has_int8(export):
                 if weights is None:
                     log.warning(RANDOM_WEIGHTS_WARNING)
@@ -87,10 +93,10 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
             on_status(f"exporting ONNX graphs to {directory} (once per set of weights)")
         export = export_onnx(model, directory, preprocess, source=str(weights) if weights else "random")
     if int8 and not has_int8(export):
-        check_int8_refusal(export)
+        check_int8_refusal(export, **(bars or {}))
         if on_status is not None:
             on_status("quantizing the ONNX graphs to int8 (once per set of weights)")
-        report = quantize_export(export, model, cache_dir=cache_dir, progress=on_status)
+        report = quantize_export(export, model, cache_dir=cache_dir, progress=on_status, **(bars or {}))
         log.info("int8 accuracy vs torch fp32 on held-out clips: %s", report["graphs"])
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_text(directory.name + "\n")
@@ -108,11 +114,11 @@ def _torch(precision: str) -> Callable[..., Backend]:
 
 def _ort(variant: str) -> Callable[..., Backend]:
     def make(weights, config, *, cache_dir=None, threads=None, providers=None, graph_optimization="all", seed=0,
-             on_status=None):
+             on_status=None, min_cosine=None, max_prob_diff=None):
         from .ort_backend import OrtBackend
 
-        export = prepare_export(weights, config, int8=variant == "int8", cache_dir=cache_dir, seed=seed,
-                                on_status=on_status)
+        export = _export_and_model(weights, config, int8=variant == "int8", cache_dir=cache_dir, seed=seed,
+                                   on_status=on_status, bars=_bars(min_cosine, max_prob_diff))[0]
         return OrtBackend(export, variant, threads=threads, providers=providers, graph_optimization=graph_optimization)
 
     return make
@@ -130,9 +136,9 @@ def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, thread
 
 def _openvino(kind: str) -> Callable[..., Backend]:
     def make(weights, config, *, cache_dir=None, threads=None, seed=0, precision="auto",
-             calibration_clips=None, min_cosine=None, on_status=None):
+             calibration_clips=None, min_cosine=None, max_prob_diff=None, on_status=None):
         from .openvino_backend import OpenVinoBackend
-        from .int8_gate import MIN_INT8_COSINE
+        from .int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE
         from .openvino_ir import prepare_ir
         from .references import fp32_reference
 
@@ -140,6 +146,7 @@ def _openvino(kind: str) -> Callable[..., Backend]:
         ir = prepare_ir(export, kind, cache_dir=cache_dir, calibration_clips=calibration_clips,
                         reference=fp32_reference(export, model) if kind == "int8" else None,
                         min_cosine=MIN_INT8_COSINE if min_cosine is None else min_cosine,
+                        max_prob_diff=MAX_BINARY_PROB_DIFF if max_prob_diff is None else max_prob_diff,
                         progress=on_status)
         return OpenVinoBackend(export, ir, precision=precision, threads=threads)
 

@@ -71,9 +71,11 @@ class GateWindows:
 def held_out_windows(preprocess: PreprocessConfig, exclude_sha256: Sequence[str] = (),
                      cache_dir: str | Path | None = None, progress: Progress | None = None) -> CalibrationSet:
     """Windows of every clip of the held-out suite (written on first use, then cached with their
-    windows under `<cache>/heldout/`), leaving out any clip whose sha256 is in `exclude_sha256`."""
+    windows under `$SOCIALMAE_RT_CACHE/heldout/`: they depend on the package, not on any weights,
+    so every backend cache shares them), leaving out any clip whose sha256 is in `exclude_sha256`.
+    `cache_dir` is accepted for symmetry with the backends and not used."""
     say = progress or (lambda message: log.info("%s", message))
-    home = Path(cache_dir or cache_root()) / "heldout"
+    home = cache_root() / "heldout"
     key = hashlib.sha256(json.dumps([suite_key(), preprocess.to_dict(), HELD_OUT_HOP_S, sorted(exclude_sha256)],
                                     sort_keys=True).encode()).hexdigest()[:16]
     cached = home / f"windows-{key}.npz"
@@ -147,14 +149,30 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
 
 
-def score(reference: Reference, candidate: Reference, held_out: CalibrationSet) -> dict[str, Any]:
-    """Every graph of `candidate` against `reference` on the held-out windows:
+class ReferenceOutputs:
+    """The fp32 outputs on the held-out windows, computed once per graph and reused by every step of
+    the float ladder."""
+
+    def __init__(self, reference: Reference, held_out: CalibrationSet) -> None:
+        self.reference, self.held_out = reference, held_out
+        self._outputs: dict[Modality, dict[str, np.ndarray]] = {}
+
+    def __call__(self, modality: Modality) -> dict[str, np.ndarray]:
+        if modality not in self._outputs:
+            self._outputs[modality] = self.reference(modality, graph_inputs(modality, self.held_out.audio,
+                                                                            self.held_out.video))
+        return self._outputs[modality]
+
+
+def score(reference: ReferenceOutputs, candidate: Reference) -> dict[str, Any]:
+    """Every graph of `candidate` against the reference on its held-out windows:
     {"graphs": {mode: {output: stats}}, "clips": {clip: {mode: {output: stats}}}}."""
     graphs, clips = {}, {}
+    held_out = reference.held_out
     origins = np.array(held_out.origins)
     for modality in MODE_INPUTS:
         feeds = graph_inputs(modality, held_out.audio, held_out.video)
-        expected, got = reference(modality, feeds), candidate(modality, feeds)
+        expected, got = reference(modality), candidate(modality, feeds)
         graphs[modality.value] = cosine_report(expected, got)
         for clip in dict.fromkeys(held_out.origins):  # in order, once each
             rows = origins == clip

@@ -39,8 +39,8 @@ from socialmae_rt.model import Modality
 
 from .base import MODE_INPUTS
 from .engine_cache import cache_root
-from .int8_gate import (MIN_INT8_COSINE, Int8GateRefused, Progress, Reference, check_accuracy, failures, float_ladder,
-                        gate_id, gate_windows, graph_inputs, hopeless, in_chunks, score, worst_per_clip)
+from .int8_gate import (MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, Int8GateRefused, Progress, Reference, check_accuracy, failures, float_ladder,
+                        gate_id, gate_windows, graph_inputs, hopeless, ReferenceOutputs, in_chunks, score, worst_per_clip)
 from .onnx_export import OnnxExport, read_manifest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def openvino_version() -> str:
 
 
 def ir_key(export: OnnxExport, kind: str, calibration: Sequence[str] = (), min_cosine: float = MIN_INT8_COSINE,
-           cpu: CpuDescription | None = None) -> str:
+           cpu: CpuDescription | None = None, max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> str:
     """sha256 naming an IR: the export's graphs, OpenVINO's version, the kind; for int8 also what
     it was calibrated on, the accuracy bar it passed and the overflow fix this CPU needs (`cpu`:
     this machine by default). (NNCF's version is recorded in the manifest, not keyed: a cached
@@ -101,7 +101,7 @@ def ir_key(export: OnnxExport, kind: str, calibration: Sequence[str] = (), min_c
         "kind": kind,
     }
     if kind == "int8":
-        parts.update(calibration=list(calibration), min_cosine=min_cosine, gate=gate_id(),
+        parts.update(calibration=list(calibration), min_cosine=min_cosine, max_prob_diff=max_prob_diff, gate=gate_id(),
                      overflow_fix=overflow_fix(cpu or CpuDescription.this_machine()))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -137,6 +137,7 @@ def prepare_ir(
     calibration_clips: Sequence[str | Path] | None = None,
     reference: Reference | None = None,
     min_cosine: float = MIN_INT8_COSINE,
+    max_prob_diff: float = MAX_BINARY_PROB_DIFF,
     progress: Progress | None = None,
 ) -> OpenVinoIR:
     """The cached IR of this kind for this export, built first if it is not there yet.
@@ -148,11 +149,11 @@ def prepare_ir(
     say = progress or (lambda message: log.info("%s", message))
     clips = [Path(c) for c in calibration_clips or ()]
     if kind == "int8" and not clips:  # no calibration asked for: any int8 IR of this export that passed this bar
-        found = _passed_int8(ir_home(export, cache_dir), export, min_cosine)
+        found = _passed_int8(ir_home(export, cache_dir), export, min_cosine, max_prob_diff)
         if found is not None:
             return found
     calibration_ids = [f"{c.name} {sha256_file(c)}" for c in clips] if clips else ["bundled sample clip"]
-    key = ir_key(export, kind, calibration_ids, min_cosine) if kind == "int8" else ir_key(export, kind)
+    key = ir_key(export, kind, calibration_ids, min_cosine, max_prob_diff=max_prob_diff) if kind == "int8" else ir_key(export, kind)
     directory = ir_home(export, cache_dir) / f"{kind}-{key[:16]}"
     refused = directory.with_name(directory.name + ".refused.json")
     if refused.is_file():  # the gate said no for exactly this key before: say it again at once
@@ -172,7 +173,8 @@ def prepare_ir(
                 raise OpenVinoIRError("an int8 IR needs the fp32 model's outputs to check its accuracy (reference)")
             fp32 = prepare_ir(export, "fp32", cache_dir=cache_dir, progress=progress)
             try:
-                manifest = _build_int8(export, fp32, staging, clips or None, reference, min_cosine, say, cache_dir)
+                manifest = _build_int8(export, fp32, staging, clips or None, reference, min_cosine, max_prob_diff, say,
+                                       cache_dir)
             except Int8AccuracyError as error:
                 refused.write_text(json.dumps({"error": str(error), "key": key, "accuracy": error.accuracy}, indent=2) + "\n")
                 raise
@@ -195,7 +197,8 @@ def _graph_hashes(export: OnnxExport) -> dict[str, str]:
     return {mode: entry["sha256"] for mode, entry in sorted(export.manifest["graphs"].items())}
 
 
-def _passed_int8(home: Path, export: OnnxExport, min_cosine: float) -> OpenVinoIR | None:
+def _passed_int8(home: Path, export: OnnxExport, min_cosine: float,
+                 max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> OpenVinoIR | None:
     """The newest int8 IR in `home` made from these graphs with this OpenVINO that passed a bar
     at least as high (e.g. one `prepare-backend --calibration-clips` built from your own clips)."""
     if not home.is_dir():
@@ -210,6 +213,7 @@ def _passed_int8(home: Path, export: OnnxExport, min_cosine: float) -> OpenVinoI
         manifest = ir.manifest
         if (manifest.get("export_graphs") == _graph_hashes(export) and manifest.get("openvino") == openvino_version()
                 and manifest.get("min_cosine", 0) >= min_cosine and manifest.get("gate") == gate_id()
+                and manifest.get("max_prob_diff", 1.0) <= max_prob_diff
                 and manifest.get("overflow_fix") == overflow_fix(CpuDescription.this_machine())):
             return ir
     return None
@@ -236,7 +240,7 @@ def _build_fp32(export: OnnxExport, directory: Path, say: Progress) -> dict[str,
 
 
 def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Sequence[Path] | None, reference: Reference,
-                min_cosine: float, say: Progress, cache_dir: str | Path | None) -> dict[str, Any]:
+                min_cosine: float, max_prob_diff: float, say: Progress, cache_dir: str | Path | None) -> dict[str, Any]:
     try:
         import nncf
     except ImportError as err:
@@ -248,6 +252,7 @@ def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Se
     say("cutting calibration windows from " + (", ".join(c.name for c in clips) if clips else "the bundled sample clip"))
     windows = gate_windows(export.preprocess, clips, cache_dir, say)
     calibrate = windows.calibration
+    expected = ReferenceOutputs(reference, windows.held_out)
     core = ov.Core()
     fix = overflow_fix(CpuDescription.this_machine())
     attempts = []
@@ -268,21 +273,20 @@ def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Se
             ov.save_model(quantized, str(xml), compress_to_fp16=False)
             graphs[modality.value] = _file_entry(directory, xml, started)
         say(f"checking the int8 graphs on {len(windows.held_out)} held-out windows")
-        report = score(reference, lambda modality, feeds: run_ir(directory / f"{modality.value}.xml", feeds),
-                       windows.held_out)
-        below = failures(report["graphs"], min_cosine)
+        report = score(expected, lambda modality, feeds: run_ir(directory / f"{modality.value}.xml", feeds))
+        below = failures(report["graphs"], min_cosine, max_prob_diff)
         attempts.append({"float": keep.label, "float_matmuls": kept, "failures": below,
                          "worst_per_clip": worst_per_clip(report["clips"])})
         if not below:
             return {"graphs": graphs, "int8_accuracy": report["graphs"], "int8_clips": report["clips"],
-                    "min_cosine": min_cosine, "gate": gate_id(), "overflow_fix": fix, "nncf": nncf.__version__,
+                    "min_cosine": min_cosine, "max_prob_diff": max_prob_diff, "gate": gate_id(), "overflow_fix": fix, "nncf": nncf.__version__,
                     "float_kept": keep.label, "float_matmuls": kept, "attempts": attempts,
                     "windows": windows.description()}
         say(f"int8 with {keep.label} in float misses the bar: " + "; ".join(below))
         if hopeless(report["graphs"]):
             say("too far below the bar for layers kept in float to help; not trying further")
             break
-    check_accuracy(report["graphs"], min_cosine, error=Int8AccuracyError,
+    check_accuracy(report["graphs"], min_cosine, max_prob_diff, error=Int8AccuracyError,
                    advice="Use the ov (bf16/fp32) backend, or calibrate on your own clips (--calibration-clips)")
     raise AssertionError("unreachable: check_accuracy raised")
 

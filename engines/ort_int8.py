@@ -19,8 +19,8 @@ from typing import Any
 from socialmae_rt.model import Modality, SocialMAE
 
 from .base import MODE_INPUTS
-from .int8_gate import (MIN_INT8_COSINE, FloatKeep, Progress, check_accuracy, failures, float_ladder, gate_id,
-                        held_out_windows, hopeless, in_chunks, score, worst_per_clip, Int8GateRefused)
+from .int8_gate import (MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, FloatKeep, Progress, check_accuracy, failures, float_ladder, gate_id,
+                        held_out_windows, hopeless, ReferenceOutputs, in_chunks, score, worst_per_clip, Int8GateRefused)
 from .onnx_export import MANIFEST, ExportError, OnnxExport, run_graph, sha256_file, write_manifest
 from .references import fp32_reference
 
@@ -42,13 +42,14 @@ def has_int8(export: OnnxExport) -> bool:
 
 
 def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosine: float = MIN_INT8_COSINE,
-                    cache_dir: str | Path | None = None, progress: Progress | None = None) -> dict[str, Any]:
+                    cache_dir: str | Path | None = None, progress: Progress | None = None,
+                    max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> dict[str, Any]:
     """Add int8 graphs that keep `min_cosine` against fp32 (torch `model` when given, else the
     export's fp32 graphs) on the held-out suite; returns the gate's report (also in the manifest).
     Raises OrtInt8Refused when no step of the float ladder keeps the bar."""
     say = progress or (lambda message: log.info("%s", message))
-    reference = fp32_reference(export, model)
     held_out = held_out_windows(export.preprocess, cache_dir=cache_dir, progress=say)
+    reference = ReferenceOutputs(fp32_reference(export, model), held_out)
     attempts = []
     for keep in float_ladder(export.model_config.modality_specific_depth):
         kept = {}
@@ -64,13 +65,14 @@ def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosi
                 "float_matmuls": kept[modality.value],
             }
         say(f"checking the int8 graphs on {len(held_out)} held-out windows")
-        report = score(reference, _int8_runner(export), held_out)
-        below = failures(report["graphs"], min_cosine)
+        report = score(reference, _int8_runner(export))
+        below = failures(report["graphs"], min_cosine, max_prob_diff)
         attempts.append({"float": keep.label, "float_matmuls": kept, "failures": below,
                          "worst_per_clip": worst_per_clip(report["clips"])})
         if not below:
             export.manifest["int8_accuracy"] = report["graphs"]
-            export.manifest["int8_gate"] = {"gate": gate_id(), "min_cosine": min_cosine, "clips": report["clips"],
+            export.manifest["int8_gate"] = {"gate": gate_id(), "min_cosine": min_cosine, "max_prob_diff": max_prob_diff,
+                                            "clips": report["clips"],
                                             "attempts": attempts, "held_out": held_out.sources}
             export.manifest.pop("int8_refused", None)
             write_manifest(export)
@@ -83,10 +85,11 @@ def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosi
         entry = export.manifest["graphs"][modality.value].pop("int8")
         (export.directory / entry["file"]).unlink(missing_ok=True)
     try:
-        check_accuracy(report["graphs"], min_cosine, error=OrtInt8Refused,
+        check_accuracy(report["graphs"], min_cosine, max_prob_diff, error=OrtInt8Refused,
                        advice="Use the ort (fp32) or ov backend")
     except OrtInt8Refused as refused:
-        export.manifest["int8_refused"] = {"error": str(refused), "attempts": attempts, **_refusal_key(min_cosine)}
+        export.manifest["int8_refused"] = {"error": str(refused), "attempts": attempts,
+                                           **_refusal_key(min_cosine, max_prob_diff)}
         write_manifest(export)
         raise
     raise AssertionError("unreachable: check_accuracy raised")
@@ -140,18 +143,20 @@ def quantize_graph(source: Path, target: Path, keep: FloatKeep) -> dict[str, int
     return {"float": len(excluded), "total": len(products)}
 
 
-def _refusal_key(min_cosine: float) -> dict[str, Any]:
+def _refusal_key(min_cosine: float, max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> dict[str, Any]:
     import onnxruntime
 
-    return {"weight_bits": INT8_WEIGHT_BITS, "min_cosine": min_cosine, "onnxruntime": onnxruntime.__version__,
-            "gate": gate_id()}
+    return {"weight_bits": INT8_WEIGHT_BITS, "min_cosine": min_cosine, "max_prob_diff": max_prob_diff,
+            "onnxruntime": onnxruntime.__version__, "gate": gate_id()}
 
 
-def check_int8_refusal(export: OnnxExport, min_cosine: float = MIN_INT8_COSINE) -> None:
+def check_int8_refusal(export: OnnxExport, min_cosine: float = MIN_INT8_COSINE,
+                       max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> None:
     """Raise OrtInt8Refused when this export's int8 graphs were refused before under the same
     quantisation, bar, gate and ONNX Runtime version (or by a live shadow check)."""
     refused = export.manifest.get("int8_refused")
-    if refused is not None and all(refused.get(k) == v for k, v in _refusal_key(min_cosine).items()):
+    if refused is not None and (refused.get("live") or all(
+            refused.get(k) == v for k, v in _refusal_key(min_cosine, max_prob_diff).items())):
         raise OrtInt8Refused(f"{refused['error']} (cached in {export.directory / MANIFEST}; "
                              f"`socialmae-rt export-onnx --int8` to try again)")
 
@@ -161,4 +166,7 @@ def refuse_live(export: OnnxExport, reason: str) -> None:
     marked refused so that the next start does not pick them."""
     export.manifest["int8_refused"] = {"error": f"int8 graphs refused while running: {reason}", "live": True,
                                        **_refusal_key(MIN_INT8_COSINE)}
+    # The graphs stay on disk but no longer count as passed: has_int8 is false until they are made again.
+    for modality in MODE_INPUTS:
+        export.manifest["graphs"][modality.value].get("int8", {}).pop("gate", None)
     write_manifest(export)

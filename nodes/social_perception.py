@@ -357,6 +357,7 @@ class SocialPerceptionNode(Node):
             "dropped_windows": ", ".join(f"{why}: {n}" for why, n in status["dropped"].items()) or "none",
             "last_error": status["last_error"] or "none",
             **{f"source {s['name']}": f"{s['state']} {s['detail']}".strip() for s in status["sources"]},
+            **switching_values(status["backend"].get("switching")),
         }
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()  # health is about now, unlike results
@@ -382,6 +383,23 @@ def served_tasks(backend) -> tuple[list[str], list[str]]:
     return [t for t in PERCEPTION_TASKS if t in heads], [t for t in PERCEPTION_TASKS if t not in heads]
 
 
+def switching_values(switching: dict[str, Any] | None) -> dict[str, str]:
+    """The switching backend's state as diagnostic key/values (none for a plain backend)."""
+    if not switching:
+        return {}
+    shadow = switching.get("shadow") or {}
+    values = {"backend_pending": switching["pending"] or "none",
+              "backend_switches": "; ".join(f"{s['from']} -> {s['to']} at {s['at_s']} s: {s['why']}"
+                                            for s in switching["switches"]) or "none"}
+    if shadow:
+        values.update({"shadow_check": "on" if shadow["active"] else "off (the backend is the fp32 reference)",
+                       "shadow_checks": str(shadow["checks"]),
+                       "shadow_agreeing": f"{shadow['agreeing']}/{shadow['of_last']}",
+                       "shadow_lowest_cosine": "n/a" if shadow["rolling_min_cosine"] is None
+                       else f"{shadow['rolling_min_cosine']:.5f}"})
+    return values
+
+
 def health(status: dict[str, Any]) -> tuple[bytes, str]:
     """Diagnostic level and message from the pipeline status: ERROR when no input delivers at all,
     WARN when a stream is missing (silent topic, failed device, stalled audio), else OK."""
@@ -399,6 +417,12 @@ def health(status: dict[str, Any]) -> tuple[bytes, str]:
             DiagnosticStatus.ERROR, "no input: " + "; ".join(trouble))
     if trouble or status["expect"]["why"]:
         return DiagnosticStatus.WARN, "; ".join(trouble) or status["expect"]["why"]
+    switching = status["backend"].get("switching") or {}
+    if switching.get("fallback_reason"):
+        left = next((s["from"] for s in reversed(switching["switches"]) if s["why"] == switching["fallback_reason"]),
+                    None)
+        return DiagnosticStatus.WARN, (f"backend {left} left for {status['backend']['name']}: " if left else
+                                       f"backend {status['backend']['name']} being replaced: ") + switching["fallback_reason"]
     return DiagnosticStatus.OK, status["last"]
 
 

@@ -132,6 +132,9 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--max-faces", type=int, default=d.max_faces, help=f"faces tracked at once (default: {d.max_faces})")
     p.add_argument("--threads", type=int, default=d.threads,
                    help="compute threads of the backend (default: every core this process may use: affinity, cgroup quota)")
+    p.add_argument("--shadow-check-s", dest="shadow_check_s", type=float, default=d.shadow_check_s,
+                   help="an int8/bf16 backend re-runs one live window through fp32 this often, in idle time, and "
+                   f"gives way to the next backend after 3 misses in a row (seconds; 0: off; default: {d.shadow_check_s:g})")
     p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds of input: media time for a file (an unpaced file runs faster than real time), capture time live")
 
 

@@ -406,7 +406,9 @@ class Pipeline:
             "backend": {"name": info.name, "precision": info.precision, "device": info.device, "weights": info.weights,
                         "tasks": task_sources(self.backend), "down_s": self.backend_down_s(),
                         "down_reason": self.backend_down_reason or None,
-                        "down_grace_s": self.config.backend_down_grace_s},
+                        "down_grace_s": self.config.backend_down_grace_s,
+                        # a switching backend: background builds, switches, the live shadow check
+                        "switching": self.backend.health() if hasattr(self.backend, "health") else None},
             "windows": self.scheduler.windows,
             "skipped_windows": self.scheduler.skipped,
             "results": self.results,

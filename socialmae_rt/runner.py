@@ -52,6 +52,9 @@ class RunOptions:
     max_faces: int = 4
     max_frame_side: int = DEFAULT_MAX_FRAME_SIDE  # larger frames (pixels, longest side) are scaled down at capture
     threads: int | None = None  # backend compute threads (None: every core this process may use)
+    # an int8/bf16 backend re-runs one live window through fp32 this often (seconds; 0: off) and gives
+    # way to the next backend when 3 checks in a row miss the int8 gate's bar
+    shadow_check_s: float = 30.0
     # backend "triton": the server (HOST:PORT; default 127.0.0.1 and the protocol's port 8001/8000),
     # its protocol, the model name prefix of `export-triton`, and the timeout of one request
     triton_url: str | None = None
@@ -79,6 +82,8 @@ class RunOptions:
             raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
+        if self.shadow_check_s < 0:
+            raise ValueError(f"shadow_check_s must be >= 0 seconds (0: no shadow check), got {self.shadow_check_s}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 (or unset for every usable core), got {self.threads}")
         SpeakerConfig(enabled=self.speakers, audio_to=self.speakers_audio)  # refused here, before anything loads
@@ -170,7 +175,11 @@ def status_to_stderr(message: str) -> None:
 
 
 def make_backend(options: RunOptions, on_status=status_to_stderr):
+    """The backend of a live run: `auto` starts at once on what is built and switches to better ones
+    built in the background; approximate backends are shadow-checked (engines/adaptive.py)."""
     from socialmae_rt.engines import create_backend
+    from socialmae_rt.engines.adaptive import create_live_backend
+    from socialmae_rt.engines.switching import ShadowConfig
 
     backend_options: dict[str, Any] = {"on_status": on_status}
     if options.threads is not None:
@@ -178,7 +187,9 @@ def make_backend(options: RunOptions, on_status=status_to_stderr):
     if options.backend == "triton":
         backend_options.update(triton_url=options.triton_url, triton_protocol=options.triton_protocol,
                                triton_model_prefix=options.triton_model_prefix, triton_timeout_s=options.triton_timeout)
-    return create_backend(options.backend, options.weights, model_config_for(options), **backend_options)
+    shadow = ShadowConfig(enabled=options.shadow_check_s > 0, every_s=options.shadow_check_s)
+    return create_live_backend(create_backend, options.backend, options.weights, model_config_for(options),
+                               shadow=shadow, **backend_options)
 
 
 def backend_before_capture(options: RunOptions, on_status=status_to_stderr):

@@ -212,4 +212,22 @@ def status_summary(status: dict[str, Any]) -> str:
     why = f": {expect['why']}" if expect.get("why") else ""
     backend = status.get("backend") or {}
     down = f" | backend down: {backend['down_reason']}" if backend.get("down_s") is not None else ""
-    return f"{sources or 'no sources'} | expecting {mode}{why}{down}"
+    return f"{sources or 'no sources'} | expecting {mode}{why}{down}{switching_summary(backend.get('switching'))}"
+
+
+def switching_summary(switching: dict[str, Any] | None) -> str:
+    """' | backend ov-int8 <- torch (ready); building ov; shadow check 4/4 agree (cos >= 0.99931)'"""
+    if not switching:
+        return ""
+    parts = []
+    if switching["switches"]:
+        last = switching["switches"][-1]
+        parts.append(f"switched {last['from']} -> {last['to']} ({last['why']})")
+    if switching["pending"]:
+        parts.append(switching["pending"] + " in the background")
+    shadow = switching.get("shadow")
+    if shadow and shadow["active"] and shadow["of_last"]:
+        parts.append(f"shadow check {shadow['agreeing']}/{shadow['of_last']} agree with fp32 "
+                     f"(lowest cosine {shadow['rolling_min_cosine']:.5f})")
+    parts += switching["problems"][-1:]
+    return "".join(f" | {part}" for part in parts)
