@@ -105,8 +105,15 @@ def refuse_live(backend: Backend, why: str) -> None:
 
 def create_live_backend(create: Callable[..., Backend], name: str, weights, config, *,
                         shadow: ShadowConfig | None = None, cpu: CpuDescription | None = None,
-                        installed: Installed | None = None, **options: Any) -> Backend:
-    """The backend for a live run (module docstring). `create` is engines.create_backend."""
+                        installed: Installed | None = None, background: bool = True, **options: Any) -> Backend:
+    """The backend for a live run (module docstring). `create` is engines.create_backend.
+    `background=False` (an unpaced file, where waiting loses nothing): `auto` builds its best
+    candidate now, as before, and is shadow-checked the same way."""
+    spec = parse_weights(None if weights is None else str(weights))
+    if spec.is_bundle:
+        from .bundle_backend import check_bundle_entries
+
+        check_bundle_entries(spec)  # before anything is said or built
     shadow = shadow or ShadowConfig()
     say = options.get("on_status") or (lambda message: log.info("%s", message))
     cache_dir, seed = options.get("cache_dir"), options.get("seed", 0)
@@ -145,6 +152,15 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
         say(f"auto: {refused} skipped (its int8 graphs were refused before)")
     states = [(n, state) for n, state in states if state != REFUSED]
     why = dict(order)
+    if not background:
+        for index, (candidate_name, _) in enumerate(states):
+            say(f"auto: {candidate_name} ({why[candidate_name]}; {cpu.summary()})")
+            try:
+                backend = create(candidate_name, weights, config, **own(candidate_name))
+            except Int8Refused as refused:
+                say(f"auto: {candidate_name} refused ({refused}); trying the next one")
+                continue
+            return switching(backend, [], [candidate(n, state) for n, state in states[index + 1:]])
     if states[0][1] == READY:
         start = 0
     else:

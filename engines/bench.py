@@ -242,6 +242,10 @@ def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | No
                 "max_abs_logits": accuracy.get("emotion", {}).get("max_abs"),
                 "cosine_embedding": accuracy.get("embedding", {}).get("min_cosine"),
             })
+    if "torch" in created:
+        held_out = held_out_agreement(created, config)
+        for row in results:
+            row.update(held_out.get(row["backend"], {}))
     if contention:
         contended = _contended(created, inputs, contention)
         for row in results:
@@ -252,6 +256,30 @@ def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | No
     for backend in created.values():
         backend.close()
     return results
+
+
+def held_out_agreement(created: dict[str, Any], config: SocialMAEConfig) -> dict[str, dict[str, float]]:
+    """Per backend, against torch fp32 on the held-out suite (clips no calibration saw; every graph):
+    the lowest cosine of any multi-value output and the largest laughter probability difference."""
+    from .int8_gate import ReferenceOutputs, held_out_windows, score, worst_per_clip
+
+    def runner(backend):
+        def run(modality, feeds):
+            parts = [backend.infer(*(feeds[n][i:i + 4] if n in feeds else None for n in ("audio", "video")))
+                     for i in range(0, next(iter(feeds.values())).shape[0], 4)]
+            return {"embedding": np.concatenate([p.embedding for p in parts]),
+                    **{k: np.concatenate([p.heads[k] for p in parts]) for k in parts[0].heads}}
+        return run
+
+    windows = held_out_windows(created["torch"].preprocess)
+    print(f"  scoring every backend on {len(windows)} held-out windows", flush=True)
+    reference = ReferenceOutputs(runner(created["torch"]), windows)
+    found = {}
+    for name, backend in created.items():
+        worst = worst_per_clip(score(reference, runner(backend))["clips"]).values()
+        found[name] = {"held_out_min_cosine": min(w["min_cosine"] for w in worst),
+                       "held_out_max_prob_diff": max(w["max_prob_diff"] for w in worst)}
+    return found
 
 
 def _contended(created: dict[str, Any], inputs: dict[str, np.ndarray], count: int) -> dict[str, float]:
@@ -326,7 +354,7 @@ def format_table(rows: list[dict]) -> str:
     """One line per size x backend x batch; times are per window (a batch of B windows / B)."""
     header = (f"{'size':<6} {'backend':<15} {'B':>2} {'s/window':>9} {'p95 s':>7} {'win/s':>6} {'x torch':>7} "
               f"{'x ref':>6} {'floor s':>8} {'x floor':>7} {'x busy':>6} {'cos logits':>10} {'max|d|':>8} "
-              f"{'load s':>6} {'peak MiB':>8}")
+              f"{'held-out cos':>12} {'held-out dP':>11} {'load s':>6} {'peak MiB':>8}")
     lines = [header, "-" * len(header)]
     for r in rows:
         name = r["backend"] if r["actual"] == r["backend"] else f"{r['backend']}->{r['actual']}"
@@ -336,11 +364,14 @@ def format_table(rows: list[dict]) -> str:
             f"{_cell(r.get('speedup_vs_reference'), '.2f'):>6} {_cell(r['floor_s'], '.3f'):>8} "
             f"{_cell(r['x_floor'], '.1f'):>7} {_cell(r.get('slowdown'), '.2f'):>6} "
             f"{_cell(r['cosine_logits'], '.5f'):>10} {_cell(r['max_abs_logits'], '.2e'):>8} "
+            f"{_cell(r.get('held_out_min_cosine'), '.5f'):>12} {_cell(r.get('held_out_max_prob_diff'), '.4f'):>11} "
             f"{r['load_s']:>6.2f} {_cell(r['peak_rss_mb'], '.0f'):>8}"
         )
     lines.append("s/window: median per window (batch time / B); x torch, x ref: speed-up vs torch fp32 and vs the "
                  "reference code's arithmetic at the same B; floor: GFLOP / this machine's matmul peak for the "
-                 "backend's arithmetic; x busy: slowdown beside the busy process(es); cos: vs torch fp32")
+                 "backend's arithmetic; x busy: slowdown beside the busy process(es); cos: vs torch fp32 on random inputs; "
+                 "held-out cos / dP: the lowest output cosine and the largest laughter probability difference vs "
+                 "torch fp32 on the held-out suite (clips no int8 calibration saw)")
     return "\n".join(lines)
 
 

@@ -92,14 +92,15 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
         if on_status is not None:
             on_status(f"exporting ONNX graphs to {directory} (once per set of weights)")
         export = export_onnx(model, directory, preprocess, source=str(weights) if weights else "random")
+    # Recorded before int8 is tried: a refused int8 build still leaves a findable fp32 export.
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(directory.name + "\n")
     if int8 and not has_int8(export):
         check_int8_refusal(export, **(bars or {}))
         if on_status is not None:
             on_status("quantizing the ONNX graphs to int8 (once per set of weights)")
         report = quantize_export(export, model, cache_dir=cache_dir, progress=on_status, **(bars or {}))
         log.info("int8 accuracy vs torch fp32 on held-out clips: %s", report["graphs"])
-    source.parent.mkdir(parents=True, exist_ok=True)
-    source.write_text(directory.name + "\n")
     return export, model
 
 

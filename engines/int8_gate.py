@@ -81,7 +81,8 @@ def held_out_windows(preprocess: PreprocessConfig, exclude_sha256: Sequence[str]
     cached = home / f"windows-{key}.npz"
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as saved:
-            return CalibrationSet(saved["audio"], saved["video"], [str(s) for s in saved["sources"]],
+            return CalibrationSet(saved["audio"].astype(np.float32), saved["video"].astype(np.float32),
+                                  [str(s) for s in saved["sources"]],
                                   [str(o) for o in saved["origins"]])
     say(f"writing the held-out suite for the int8 gate into {home} (once)")
     clips = build_suite(home)
@@ -91,8 +92,11 @@ def held_out_windows(preprocess: PreprocessConfig, exclude_sha256: Sequence[str]
     say(f"cutting held-out windows from {len(kept)} clips")
     found = calibration_windows(kept, preprocess, hop_s=HELD_OUT_HOP_S, max_windows=10_000)
     staging = cached.with_name(f".{cached.name}.part.npz")
-    np.savez(staging, audio=found.audio, video=found.video, sources=np.array(found.sources),
-             origins=np.array(found.origins))
+    # float16 on disk (half the size): both sides of the gate see the same inputs, real content either way
+    found.audio, found.video = (found.audio.astype(np.float16).astype(np.float32),
+                                found.video.astype(np.float16).astype(np.float32))
+    np.savez(staging, audio=found.audio.astype(np.float16), video=found.video.astype(np.float16),
+             sources=np.array(found.sources), origins=np.array(found.origins))
     staging.replace(cached)
     return found
 

@@ -158,6 +158,8 @@ class SwitchingBackend:
         for child in self._builds:
             if child.poll() is None:
                 child.kill()
+                self._say(f"background build stopped unfinished ({self.pending}); the next start tries again, or "
+                          "build it ahead with `socialmae-rt prepare-backend`")
         with self._offer:
             self._offer.notify_all()
         for thread in self._threads:

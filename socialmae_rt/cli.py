@@ -57,9 +57,20 @@ def _info(args: argparse.Namespace) -> int:
     from socialmae_rt.engines.auto import Installed, choose_backend
     from socialmae_rt.machine import CpuDescription
 
+    from socialmae_rt.engines.adaptive import plan
+    from socialmae_rt.runner import RunOptions, model_config_for
+
     cpu = CpuDescription.this_machine()
-    name, why = choose_backend(cpu, Installed.here())
-    print(f"--backend auto on this machine: {name} ({why}); CPU: {cpu.summary()}")
+    installed = Installed.here()
+    name, why = choose_backend(cpu, installed)
+    print(f"--backend auto on this machine: {name} first ({why}); CPU: {cpu.summary()}")
+    weights = " ".join(args.weights) if args.weights else None
+    size = "base" if args.model == "all" else args.model
+    now, later = plan(weights, model_config_for(RunOptions(weights=weights, model=size)), cpu=cpu, installed=installed)
+    what = f"these weights ({weights})" if weights else f"random {size} weights"
+    print(f"with {what}, from this cache: runs {now} now" + (
+        f"; builds {', '.join(later)} in the background and switches to the first that passes its checks"
+        if later else "; everything it needs is built"))
     return 0
 
 
@@ -591,6 +602,48 @@ def backend_summary(backend) -> str:
     return line
 
 
+def _cache(args: argparse.Namespace) -> int:
+    """List what the engine cache holds, with sizes; `prune` removes what no backend will load."""
+    from socialmae_rt.engines.cache_admin import format_size, prune, size_of, survey
+    from socialmae_rt.engines.engine_cache import cache_root
+
+    root = Path(args.cache_dir) if args.cache_dir else cache_root()
+    try:
+        import openvino
+
+        version = openvino.__version__
+    except ImportError:
+        version = None
+    entries = survey(root, args.unused_days, version)
+    if not entries:
+        print(f"{root}: empty")
+        return 0
+    for entry in entries:
+        mark = f"  <- {'removed' if args.action == 'prune' else 'prune would remove'}: {entry.remove_why}" \
+            if entry.remove_why else ""
+        print(f"{format_size(entry.bytes):>10}  {entry.path.relative_to(root)}  {entry.what}{mark}")
+    total = size_of(root)
+    if args.action == "prune":
+        freed = prune(entries)
+        print(f"{root}: {format_size(total)} before, {format_size(freed)} freed, {format_size(size_of(root))} now")
+    else:
+        marked = sum(e.bytes for e in entries if e.remove_why)
+        print(f"{root}: {format_size(total)} in all; `socialmae-rt cache prune` would free {format_size(marked)}")
+    return 0
+
+
+def _add_cache(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cache", help="list the engine cache (exports, OpenVINO IR, int8 graphs, plans) with sizes; "
+                       "prune what no backend will load",
+                       description="List what $SOCIALMAE_RT_CACHE (default ~/.cache/socialmae_rt) holds, with sizes. "
+                       "`prune` removes leftovers of interrupted builds, refused int8 graphs and IRs, older int8 IRs "
+                       "of an export, IRs of other OpenVINO versions and, with --unused-days, exports not used lately.")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "prune"], help="list (default) or prune")
+    p.add_argument("--unused-days", type=float, help="also remove exports not used for this many days")
+    p.add_argument("--cache-dir", help="the cache folder (default: $SOCIALMAE_RT_CACHE or ~/.cache/socialmae_rt)")
+    p.set_defaults(handler=_cache)
+
+
 def _add_prepare_backend(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "prepare-backend", help="build what a backend needs before the first run (export, OpenVINO IR, int8 calibration)",
@@ -611,7 +664,7 @@ def _add_prepare_backend(sub: argparse._SubParsersAction) -> None:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info, _add_run, _add_demo, _add_bench_pipeline, _add_bench_node, _add_bench, _add_soak, _add_export_onnx,
     _add_export_triton, _add_serve_triton, _add_bench_triton,
-    _add_build_engine, _add_prepare_backend,
+    _add_build_engine, _add_prepare_backend, _add_cache,
 ]
 
 

@@ -174,7 +174,7 @@ def status_to_stderr(message: str) -> None:
     print(f"socialmae-rt: {message}", file=sys.stderr, flush=True)
 
 
-def make_backend(options: RunOptions, on_status=status_to_stderr):
+def make_backend(options: RunOptions, on_status=status_to_stderr, background: bool = True):
     """The backend of a live run: `auto` starts at once on what is built and switches to better ones
     built in the background; approximate backends are shadow-checked (engines/adaptive.py)."""
     from socialmae_rt.engines import create_backend
@@ -189,16 +189,17 @@ def make_backend(options: RunOptions, on_status=status_to_stderr):
                                triton_model_prefix=options.triton_model_prefix, triton_timeout_s=options.triton_timeout)
     shadow = ShadowConfig(enabled=options.shadow_check_s > 0, every_s=options.shadow_check_s)
     return create_live_backend(create_backend, options.backend, options.weights, model_config_for(options),
-                               shadow=shadow, **backend_options)
+                               shadow=shadow, background=background, **backend_options)
 
 
-def backend_before_capture(options: RunOptions, on_status=status_to_stderr):
+def backend_before_capture(options: RunOptions, on_status=status_to_stderr, background: bool = True):
     """The backend, made now when it may have to build first, so that no live input is captured
     and dropped while it builds; None for backends that load in seconds (made while the first
-    window fills)."""
+    window fills). `background=False`: `auto` builds its best candidate now instead of starting on
+    a ready one (an unpaced file, where waiting loses nothing)."""
     if options.backend in LOAD_ONLY_BACKENDS:
         return None
-    return make_backend(options, on_status)
+    return make_backend(options, on_status, background=background)
 
 
 def build_pipeline(options: RunOptions, sinks: list, observers: tuple = (), backend=None) -> "Pipeline":
@@ -315,7 +316,7 @@ def _run(options: RunOptions, out: TextIO, stop: threading.Event, running: threa
         check_long_enough(opened)
         # Outputs open before the backend builds: a bad --output fails in a second, not after minutes.
         sinks += output_sinks(options, out)
-        backend = backend_before_capture(options)
+        backend = backend_before_capture(options, background=not runs_offline(opened))
     except BaseException:
         close_all(opened)
         for sink in sinks:

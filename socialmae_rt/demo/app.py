@@ -347,7 +347,9 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
     failed: list = []
     opened = open_sources(build_sources(run_options), failed)
     try:
-        backend = backend_before_capture(run_options)  # a first build happens before capture starts
+        # live: auto starts on what is built and builds better ones in the background; an unpaced
+        # (headless) file waits for its build, which loses nothing
+        backend = backend_before_capture(run_options, background=not runs_offline(opened))
     except BaseException:
         close_all(opened)
         raise

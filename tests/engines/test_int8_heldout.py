@@ -1,0 +1,51 @@
+"""The int8 backend `auto` picks on this machine keeps the gate's bar on clips it never saw, or is
+not picked: the issue's promise at tiny size (the real tiny width, random weights)."""
+
+from __future__ import annotations
+
+import pytest
+
+from socialmae_rt.engines import create_backend
+from socialmae_rt.engines.adaptive import INT8, REFUSED, plan, readiness
+from socialmae_rt.engines.auto import Installed, candidates
+from socialmae_rt.engines.base import Int8Refused
+from socialmae_rt.engines.calibration import calibration_windows
+from socialmae_rt.engines.int8_gate import ReferenceOutputs, failures, in_chunks, score
+from socialmae_rt.engines.onnx_export import torch_outputs
+from socialmae_rt.engines.torch_backend import load_model
+from socialmae_rt.heldout_media import HeldOutClip, build_clip
+from socialmae_rt.machine import CpuDescription
+from socialmae_rt.model import SocialMAEConfig
+
+TINY = SocialMAEConfig.variant("tiny", extra_heads={"laughter": 1, "personality": 5})
+# Made here, seen by no calibration and by no gate: other light, framing, sound and background.
+FRESH = HeldOutClip("fresh-for-the-test", ("cameraman", "hopper"), ("tones", "speech:es"), light=0.7,
+                    face_height=0.5, background_bgr=(30, 30, 120), noise_snr_db=20.0)
+
+
+def test_the_int8_backend_auto_picks_keeps_the_bar_on_unseen_clips_or_is_not_picked(tmp_path):
+    cpu, installed = CpuDescription.this_machine(), Installed.here()
+    first_int8 = next((name for name, _ in candidates(cpu, installed) if name in INT8), None)
+    if first_int8 is None:
+        pytest.skip("no int8 runtime installed here")
+    try:
+        backend = create_backend(first_int8, None, TINY, threads=2)
+    except Int8Refused:
+        # refused by its gate: remembered, and auto neither starts on it nor builds it again
+        assert readiness(first_int8, None, TINY) == REFUSED
+        now, later = plan(None, TINY, cpu=cpu, installed=installed)
+        assert now not in INT8 or now != first_int8
+        assert first_int8 not in later
+        return
+    model, _ = load_model(None, TINY, 0)
+    windows = calibration_windows([build_clip(FRESH, tmp_path / "fresh.mp4")], backend.preprocess, hop_s=1.0)
+    reference = ReferenceOutputs(lambda modality, feeds: in_chunks(lambda c: torch_outputs(model, c, modality), feeds),
+                                 windows)
+
+    def int8(modality, feeds):
+        out = backend.infer(feeds.get("audio"), feeds.get("video"))
+        return {"embedding": out.embedding, **out.heads}
+
+    report = score(reference, int8)
+    backend.close()
+    assert failures(report["graphs"]) == [], report["graphs"]
