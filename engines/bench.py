@@ -197,10 +197,12 @@ def _arithmetic(name: str, backend) -> str:
 
 
 def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | None, threads: int | None,
-               batches: Sequence[int] = (1,), contention: int = 0, memory: bool = True) -> list[dict]:
+               batches: Sequence[int] = (1,), contention: int = 0, memory: bool = True,
+               held_out: bool = True) -> list[dict]:
     """Rows for one model size: every backend at every batch (interleaved), then batch 1 again
     beside `contention` busy processes. `memory`: each backend's peak RSS in a fresh child process
-    (seconds per backend; None when off)."""
+    (seconds per backend; None when off). `held_out`: every backend scored against torch on the
+    int8 gate's held-out suite (needs torch among the backends)."""
     config = bench_config(size)
     gflops = count_gflops(SocialMAE(config).eval(), Modality.AUDIOVISUAL)
     inputs = example_inputs(config, batch=max(batches), seed=3)
@@ -242,10 +244,10 @@ def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | No
                 "max_abs_logits": accuracy.get("emotion", {}).get("max_abs"),
                 "cosine_embedding": accuracy.get("embedding", {}).get("min_cosine"),
             })
-    if "torch" in created:
-        held_out = held_out_agreement(created, config)
+    if held_out and "torch" in created:
+        agreement = held_out_agreement(created)
         for row in results:
-            row.update(held_out.get(row["backend"], {}))
+            row.update(agreement.get(row["backend"], {}))
     if contention:
         contended = _contended(created, inputs, contention)
         for row in results:
@@ -258,7 +260,7 @@ def bench_size(size: str, backends: list[str], repeats: int, cache_dir: str | No
     return results
 
 
-def held_out_agreement(created: dict[str, Any], config: SocialMAEConfig) -> dict[str, dict[str, float]]:
+def held_out_agreement(created: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Per backend, against torch fp32 on the held-out suite (clips no calibration saw; every graph):
     the lowest cosine of any multi-value output and the largest laughter probability difference."""
     from .int8_gate import ReferenceOutputs, held_out_windows, score, worst_per_clip

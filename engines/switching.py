@@ -127,6 +127,7 @@ class SwitchingBackend:
         self._jobs: queue.Queue[tuple[list[Candidate], str | None]] = queue.Queue()
         self._start(self._loader, name="backend-loader")
         if upgrades:
+            self.pending = f"{'loading' if upgrades[0].ready else 'building'} {upgrades[0].name}"
             self._jobs.put((list(upgrades), None))
         if self.shadow_config.enabled and reference is not None:
             self._start(self._shadow_loop, name="backend-shadow-check")

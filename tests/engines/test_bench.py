@@ -55,7 +55,7 @@ def test_chart_is_written(tmp_path):
 
 def test_one_size_gives_every_backend_at_every_batch_and_the_contended_pass(tmp_path):
     rows = bench_size("tiny", ["torch", "eager-reference", "ort"], repeats=1, cache_dir=str(tmp_path), threads=None,
-                      batches=(1, 2), contention=1, memory=False)  # peak memory: the next test
+                      batches=(1, 2), contention=1, memory=False, held_out=False)  # memory, held out: below
     assert [(r["backend"], r["batch"]) for r in rows] == [
         ("torch", 1), ("eager-reference", 1), ("ort", 1), ("torch", 2), ("eager-reference", 2), ("ort", 2)]
     for r in rows:
@@ -78,7 +78,30 @@ def test_an_int8_engine_refused_by_its_gate_is_left_out_and_the_rest_measured(tm
         return real(name, *args)
 
     monkeypatch.setattr(bench, "make_backend", gate_refuses_int8)
-    rows = bench_size("tiny", ["torch", "ov-int8"], repeats=1, cache_dir=str(tmp_path), threads=None, contention=0)
+    rows = bench_size("tiny", ["torch", "ov-int8"], repeats=1, cache_dir=str(tmp_path), threads=None, contention=0,
+                      held_out=False)
     assert [r["backend"] for r in rows] == ["torch"]
     assert rows[0]["peak_rss_mb"] > 50  # measured in a child process that loaded torch and ran a window
     assert "ov-int8 left out: int8 graphs refused: audiovisual emotion cosine 0.95" in capsys.readouterr().out
+
+
+def test_every_backend_is_scored_on_the_held_out_suite_against_torch(tmp_path):
+    import torch
+
+    from socialmae_rt.engines import create_backend
+    from socialmae_rt.engines.bench import held_out_agreement
+    from socialmae_rt.model import SocialMAEConfig, SocialMAE, save_checkpoint
+
+    toy = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1})
+    torch.manual_seed(0)
+    weights = save_checkpoint(SocialMAE(toy).eval(), tmp_path / "w.safetensors")
+    torch.manual_seed(1)
+    other = save_checkpoint(SocialMAE(toy).eval(), tmp_path / "other.safetensors")
+    created = {"torch": create_backend("torch", weights), "ort": create_backend("ort", weights, cache_dir=tmp_path),
+               "other": create_backend("torch", other)}
+    found = held_out_agreement(created)
+    assert found["torch"] == {"held_out_min_cosine": pytest.approx(1.0), "held_out_max_prob_diff": 0.0}
+    assert found["ort"]["held_out_min_cosine"] > 0.9999 and found["ort"]["held_out_max_prob_diff"] < 1e-4
+    assert found["other"]["held_out_min_cosine"] < 0.99  # other weights: the column sees it
+    table = format_table([row("ort", "ort", 0.1, **found["ort"])])
+    assert "held-out cos" in table.splitlines()[0] and f"{found['ort']['held_out_min_cosine']:.5f}" in table

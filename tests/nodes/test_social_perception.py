@@ -246,3 +246,23 @@ def test_node_whose_only_source_fails_for_good_says_error_and_exits_non_zero(con
     assert "errors in a row" in stderr
     errors = [s for array in diagnostics for s in array.status if s.level == DiagnosticStatus.ERROR]
     assert errors and errors[-1].message.startswith("perception stopped: RuntimeError: source")
+
+
+def test_diagnostics_warn_naming_the_backend_left_and_why_after_a_shadow_check_fallback():
+    from socialmae_rt.nodes.social_perception import health, switching_values
+
+    why = "the live shadow check disagreed with fp32 in 3 checks in a row: emotion cosine 0.91200"
+    switching = {"pending": None, "problems": [], "fallback_reason": why,
+                 "switches": [{"at_s": 12.0, "from": "ov-int8", "to": "ov", "why": why}],
+                 "shadow": {"reference": "ort (fp32)", "every_s": 30.0, "checks": 3, "agreeing": 0, "of_last": 3,
+                            "rolling_min_cosine": 0.912, "rolling_max_prob_diff": 0.02, "failing_in_a_row": 3,
+                            "active": True}}
+    status = {"backend": {"name": "ov", "down_s": None, "switching": switching}, "expect": {"why": ""},
+              "sources": [{"name": "camera", "state": "running", "detail": ""}], "last": "ok"}
+    level, message = health(status)
+    assert level == DiagnosticStatus.WARN and message == f"backend ov-int8 left for ov: {why}"
+    values = switching_values(switching)
+    assert values["shadow_agreeing"] == "0/3" and values["shadow_lowest_cosine"] == "0.91200"
+    assert values["backend_switches"] == f"ov-int8 -> ov at 12.0 s: {why}"
+    switching.update(fallback_reason=None, switches=[])
+    assert health(status) == (DiagnosticStatus.OK, "ok")
