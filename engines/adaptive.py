@@ -34,12 +34,15 @@ INT8 = ("ov-int8", "ort-int8")
 FALLBACKS = {"ov-int8": ("ov", "torch"), "ort-int8": ("ort", "torch"), "torch-bf16": ("torch",)}
 
 
-def readiness(name: str, weights, config, *, cache_dir=None, seed: int = 0) -> str:
+def readiness(name: str, weights, config, *, cache_dir=None, seed: int = 0, min_cosine: float | None = None,
+              max_prob_diff: float | None = None) -> str:
     """READY (loads from the cache in seconds), BUILD (something must be built first) or REFUSED
-    (its int8 graphs were refused before, by the gate or a live shadow check)."""
+    (its int8 graphs were refused before, by the gate or a live shadow check). The bars: the int8
+    gate's (None: its defaults), as the backend would be asked for them."""
     spec = parse_weights(None if weights is None else str(weights))
+    bars = {k: v for k, v in (("min_cosine", min_cosine), ("max_prob_diff", max_prob_diff)) if v is not None}
     if spec.is_bundle:
-        states = [readiness(name, entry.path, None, cache_dir=cache_dir, seed=seed) for entry in spec.entries]
+        states = [readiness(name, entry.path, None, cache_dir=cache_dir, seed=seed, **bars) for entry in spec.entries]
         return REFUSED if REFUSED in states else BUILD if BUILD in states else READY
     if name in ("torch", "torch-bf16"):
         return READY
@@ -54,11 +57,11 @@ def readiness(name: str, weights, config, *, cache_dir=None, seed: int = 0) -> s
         from .ort_int8 import check_int8_refusal, has_int8
 
         try:
-            check_int8_refusal(export)
+            check_int8_refusal(export, **bars)
         except Int8Refused:
             return REFUSED
-        return READY if has_int8(export) else BUILD
-    from .int8_gate import MIN_INT8_COSINE
+        return READY if has_int8(export, **bars) else BUILD
+    from .int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE
     from .openvino_ir import OpenVinoIRError, _passed_int8, ir_home, ir_key, load_ir
 
     home = ir_home(export, cache_dir)
@@ -68,9 +71,10 @@ def readiness(name: str, weights, config, *, cache_dir=None, seed: int = 0) -> s
         except OpenVinoIRError:
             return BUILD
         return READY
-    if _passed_int8(home, export, MIN_INT8_COSINE) is not None:
+    cosine, prob = bars.get("min_cosine", MIN_INT8_COSINE), bars.get("max_prob_diff", MAX_BINARY_PROB_DIFF)
+    if _passed_int8(home, export, cosine, prob) is not None:
         return READY
-    sample_key = ir_key(export, "int8", ["bundled sample clip"], MIN_INT8_COSINE)
+    sample_key = ir_key(export, "int8", ["bundled sample clip"], cosine, max_prob_diff=prob)
     return REFUSED if (home / f"int8-{sample_key[:16]}.refused.json").is_file() else BUILD
 
 
@@ -117,6 +121,10 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
     shadow = shadow or ShadowConfig()
     say = options.get("on_status") or (lambda message: log.info("%s", message))
     cache_dir, seed = options.get("cache_dir"), options.get("seed", 0)
+    bars = {k: options[k] for k in ("min_cosine", "max_prob_diff") if options.get(k) is not None}
+
+    def state(candidate_name: str) -> str:
+        return readiness(candidate_name, weights, config, cache_dir=cache_dir, seed=seed, **bars)
 
     def own(candidate: str) -> dict[str, Any]:
         return {k: v for k, v in options.items() if k in BACKEND_OPTIONS.get(candidate, set())}
@@ -136,8 +144,7 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
 
     if name in FALLBACKS:  # asked for by name: built now, then watched
         backend = create(name, weights, config, **own(name))
-        return switching(backend, [], [candidate(n, readiness(n, weights, config, cache_dir=cache_dir, seed=seed))
-                                       for n in FALLBACKS[name]])
+        return switching(backend, [], [candidate(n, state(n)) for n in FALLBACKS[name]])
     if name != "auto":
         return create(name, weights, config, **options)
     cpu = cpu or CpuDescription.this_machine()
@@ -147,7 +154,7 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
         from .auto import create_auto_backend
 
         return create_auto_backend(create, weights, config, cpu=cpu, installed=installed, **options)
-    states = [(n, readiness(n, weights, config, cache_dir=cache_dir, seed=seed)) for n, _ in order]
+    states = [(n, state(n)) for n, _ in order]
     for refused in [n for n, state in states if state == REFUSED]:
         say(f"auto: {refused} skipped (its int8 graphs were refused before)")
     states = [(n, state) for n, state in states if state != REFUSED]

@@ -65,7 +65,7 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
 
     if weights is not None and (Path(weights) / MANIFEST).is_file():
         export = load_export(weights)
-        if int8 and not has_int8(export):
+        if int8 and not has_int8(export, **(bars or {})):
             raise ExportError(f"{weights} has no int8 graphs with 7-bit weights that passed the held-out gate (older exports "
                               f"which saturate on CPUs without VNNI); make them with `socialmae-rt export-onnx --int8`")
         return export, None
@@ -79,7 +79,7 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
         else:
             if int8:
                 check_int8_refusal(export, **(bars or {}))
-            if not int8 or has_int8(export):
+            if not int8 or has_int8(export, **(bars or {})):
                 if weights is None:
                     log.warning(RANDOM_WEIGHTS_WARNING)
                 return export, None
@@ -95,7 +95,7 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
     # Recorded before int8 is tried: a refused int8 build still leaves a findable fp32 export.
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_text(directory.name + "\n")
-    if int8 and not has_int8(export):
+    if int8 and not has_int8(export, **(bars or {})):
         check_int8_refusal(export, **(bars or {}))
         if on_status is not None:
             on_status("quantizing the ONNX graphs to int8 (once per set of weights)")

@@ -34,11 +34,14 @@ class OrtInt8Refused(ExportError, Int8GateRefused):
     (`int8_refused`) so that the next start says so without quantising again."""
 
 
-def has_int8(export: OnnxExport) -> bool:
+def has_int8(export: OnnxExport, min_cosine: float = MIN_INT8_COSINE, max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> bool:
     """True when the export holds int8 graphs of the current kind (7-bit weights; earlier 8-bit ones
-    saturate on CPUs without VNNI) that passed the current gate (the held-out suite)."""
+    saturate on CPUs without VNNI) that passed the current gate (the held-out suite) at a bar at least
+    as strict as this one."""
     entry = export.manifest["graphs"]["audiovisual"].get("int8")
-    return entry is not None and entry.get("weight_bits") == INT8_WEIGHT_BITS and entry.get("gate") == gate_id()
+    passed = export.manifest.get("int8_gate", {})
+    return (entry is not None and entry.get("weight_bits") == INT8_WEIGHT_BITS and entry.get("gate") == gate_id()
+            and passed.get("min_cosine", 0.0) >= min_cosine and passed.get("max_prob_diff", 1.0) <= max_prob_diff)
 
 
 def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosine: float = MIN_INT8_COSINE,

@@ -129,7 +129,7 @@ def test_a_first_start_runs_at_once_on_torch_and_switches_to_int8_built_in_the_b
     cache = tmp_path / "cache"
     said: list[str] = []
     options = dict(cache_dir=cache, threads=1, on_status=said.append, **TOY_BARS)
-    assert readiness("ort-int8", None, TINY, cache_dir=cache) != READY  # an empty cache: nothing is built
+    assert readiness("ort-int8", None, TINY, cache_dir=cache, **TOY_BARS) != READY  # an empty cache: nothing is built
     started = time.monotonic()
     backend = create_live_backend(create_backend, "auto", None, TINY, cpu=AVX2, installed=ORT_ONLY,
                                   shadow=ShadowConfig(every_s=0.0, nice=0, **TOY_BARS), **options)
@@ -154,7 +154,8 @@ def test_a_first_start_runs_at_once_on_torch_and_switches_to_int8_built_in_the_b
     assert before[0] >= 1 and len(sink.results) >= before[0] + 3  # torch records, then int8 records
     assert not pipeline.dropped  # the switch lost no window
     # the next start loads int8 at once, with no background build
-    assert readiness("ort-int8", None, TINY, cache_dir=cache) == READY
+    assert readiness("ort-int8", None, TINY, cache_dir=cache, **TOY_BARS) == READY
+    assert readiness("ort-int8", None, TINY, cache_dir=cache) != READY  # not at the default, stricter bar
     again = create_live_backend(create_backend, "auto", None, TINY, cpu=AVX2, installed=ORT_ONLY,
                                 shadow=ShadowConfig(enabled=False), **options)
     try:
@@ -168,7 +169,7 @@ def test_an_int8_model_refused_live_is_skipped_by_the_next_start(tmp_path):
     first = create_backend("ort-int8", None, TINY, cache_dir=cache, threads=1, **TOY_BARS)
     refuse_live(first, "the live shadow check disagreed with fp32 in 3 checks in a row")
     first.close()
-    assert readiness("ort-int8", None, TINY, cache_dir=cache) == REFUSED
+    assert readiness("ort-int8", None, TINY, cache_dir=cache, **TOY_BARS) == REFUSED
     said: list[str] = []
     backend = create_live_backend(create_backend, "auto", None, TINY, cpu=AVX2, installed=ORT_ONLY,
                                   shadow=ShadowConfig(enabled=False), cache_dir=cache, threads=1,
