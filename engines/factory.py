@@ -99,7 +99,7 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
         check_int8_refusal(export, **(bars or {}))
         if on_status is not None:
             on_status("quantizing the ONNX graphs to int8 (once per set of weights)")
-        report = quantize_export(export, model, cache_dir=cache_dir, progress=on_status, **(bars or {}))
+        report = quantize_export(export, model, progress=on_status, **(bars or {}))
         log.info("int8 accuracy vs torch fp32 on held-out clips: %s", report["graphs"])
     return export, model
 

@@ -69,11 +69,10 @@ class GateWindows:
 
 
 def held_out_windows(preprocess: PreprocessConfig, exclude_sha256: Sequence[str] = (),
-                     cache_dir: str | Path | None = None, progress: Progress | None = None) -> CalibrationSet:
+                     progress: Progress | None = None) -> CalibrationSet:
     """Windows of every clip of the held-out suite (written on first use, then cached with their
     windows under `$SOCIALMAE_RT_CACHE/heldout/`: they depend on the package, not on any weights,
-    so every backend cache shares them), leaving out any clip whose sha256 is in `exclude_sha256`.
-    `cache_dir` is accepted for symmetry with the backends and not used."""
+    so every backend cache shares them), leaving out any clip whose sha256 is in `exclude_sha256`."""
     say = progress or (lambda message: log.info("%s", message))
     home = cache_root() / "heldout"
     key = hashlib.sha256(json.dumps([suite_key(), preprocess.to_dict(), HELD_OUT_HOP_S, sorted(exclude_sha256)],
@@ -102,14 +101,14 @@ def held_out_windows(preprocess: PreprocessConfig, exclude_sha256: Sequence[str]
 
 
 def gate_windows(preprocess: PreprocessConfig, calibration_clips: Sequence[str | Path] | None = None,
-                 cache_dir: str | Path | None = None, progress: Progress | None = None) -> GateWindows:
+                 progress: Progress | None = None) -> GateWindows:
     """Calibration windows from `calibration_clips` (None: the bundled sample clip); held-out
     windows from the suite, without any clip that is also a calibration clip."""
     from .onnx_export import sha256_file
 
     clips = [Path(c) for c in calibration_clips or ()]
     calibration = calibration_windows(clips or None, preprocess)
-    return GateWindows(calibration, held_out_windows(preprocess, [sha256_file(c) for c in clips], cache_dir, progress))
+    return GateWindows(calibration, held_out_windows(preprocess, [sha256_file(c) for c in clips], progress))
 
 
 def in_chunks(run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], feeds: Mapping[str, np.ndarray],

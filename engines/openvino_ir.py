@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -173,8 +173,7 @@ def prepare_ir(
                 raise OpenVinoIRError("an int8 IR needs the fp32 model's outputs to check its accuracy (reference)")
             fp32 = prepare_ir(export, "fp32", cache_dir=cache_dir, progress=progress)
             try:
-                manifest = _build_int8(export, fp32, staging, clips or None, reference, min_cosine, max_prob_diff, say,
-                                       cache_dir)
+                manifest = _build_int8(export, fp32, staging, clips or None, reference, min_cosine, max_prob_diff, say)
             except Int8AccuracyError as error:
                 refused.write_text(json.dumps({"error": str(error), "key": key, "accuracy": error.accuracy}, indent=2) + "\n")
                 raise
@@ -240,7 +239,7 @@ def _build_fp32(export: OnnxExport, directory: Path, say: Progress) -> dict[str,
 
 
 def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Sequence[Path] | None, reference: Reference,
-                min_cosine: float, max_prob_diff: float, say: Progress, cache_dir: str | Path | None) -> dict[str, Any]:
+                min_cosine: float, max_prob_diff: float, say: Progress) -> dict[str, Any]:
     try:
         import nncf
     except ImportError as err:
@@ -250,7 +249,7 @@ def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Se
 
     nncf.set_log_level(logging.WARNING)  # its INFO lines list every node it leaves alone: thousands
     say("cutting calibration windows from " + (", ".join(c.name for c in clips) if clips else "the bundled sample clip"))
-    windows = gate_windows(export.preprocess, clips, cache_dir, say)
+    windows = gate_windows(export.preprocess, clips, say)
     calibrate = windows.calibration
     expected = ReferenceOutputs(reference, windows.held_out)
     core = ov.Core()

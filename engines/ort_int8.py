@@ -45,13 +45,12 @@ def has_int8(export: OnnxExport, min_cosine: float = MIN_INT8_COSINE, max_prob_d
 
 
 def quantize_export(export: OnnxExport, model: SocialMAE | None = None, min_cosine: float = MIN_INT8_COSINE,
-                    cache_dir: str | Path | None = None, progress: Progress | None = None,
-                    max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> dict[str, Any]:
+                    progress: Progress | None = None, max_prob_diff: float = MAX_BINARY_PROB_DIFF) -> dict[str, Any]:
     """Add int8 graphs that keep `min_cosine` against fp32 (torch `model` when given, else the
     export's fp32 graphs) on the held-out suite; returns the gate's report (also in the manifest).
     Raises OrtInt8Refused when no step of the float ladder keeps the bar."""
     say = progress or (lambda message: log.info("%s", message))
-    held_out = held_out_windows(export.preprocess, cache_dir=cache_dir, progress=say)
+    held_out = held_out_windows(export.preprocess, progress=say)
     reference = ReferenceOutputs(fp32_reference(export, model), held_out)
     attempts = []
     for keep in float_ladder(export.model_config.modality_specific_depth):

@@ -15,9 +15,6 @@ someone walking in front would: the tracker loses her and must give her her id b
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,10 +22,9 @@ import av
 import cv2
 import numpy as np
 
-from socialmae_rt.features.audio import resample_audio
-from socialmae_rt.sample_media import (SampleClip, add_audio_stream, add_video_stream, audio_frames,
+from socialmae_rt.sample_media import (SampleClip, add_audio_stream, add_video_stream, audio_frames, espeak_speech,
                                        first_available_encoder, fit_to_length, head_and_shoulders_bgr,
-                                       read_wav_int16_mono, VIDEO_CODECS, AUDIO_CODEC)
+                                       VIDEO_CODECS, AUDIO_CODEC)
 
 PEOPLE = ("A", "B")
 VOICES = {"A": ("en-us", 60), "B": ("en-gb", 30)}  # espeak-ng voice, pitch (0-99)
@@ -102,19 +98,9 @@ def heads() -> dict[str, np.ndarray]:
 
 
 def voice(person: str, sample_rate: int) -> np.ndarray:
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise RuntimeError("conversation clip: espeak-ng is not installed (run scripts/install_system_deps.sh)")
     name, pitch = VOICES[person]
-    with tempfile.TemporaryDirectory(prefix="socialmae_voice_") as folder:
-        wav = Path(folder) / "v.wav"
-        subprocess.run([espeak, "-v", name, "-p", str(pitch), "-s", str(WORDS_PER_MINUTE), "-w", str(wav), TEXTS[person]],
-                       check=True, capture_output=True, timeout=60)
-        samples, rate = read_wav_int16_mono(wav)
-    speech = resample_audio(samples, rate, sample_rate)
-    voiced = np.flatnonzero(np.abs(speech) > 0.01)
-    speech = speech[voiced[0]: voiced[-1] + 1]
-    return (speech * (SPEECH_PEAK / np.abs(speech).max())).astype(np.float32)
+    return espeak_speech(TEXTS[person], sample_rate, voice=name, pitch=pitch, words_per_minute=WORDS_PER_MINUTE,
+                         peak=SPEECH_PEAK)
 
 
 def loudness_per_frame(track: np.ndarray, sample_rate: int, fps: int, frames: int) -> np.ndarray:

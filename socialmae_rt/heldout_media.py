@@ -20,9 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,9 +27,8 @@ import av
 import cv2
 import numpy as np
 
-from socialmae_rt.features.audio import resample_audio
 from socialmae_rt.sample_media import (AUDIO_CODEC, VIDEO_CODECS, SampleClip, add_audio_stream, add_video_stream,
-                                       audio_frames, first_available_encoder, fit_to_length, read_wav_int16_mono)
+                                       audio_frames, espeak_speech, first_available_encoder, fit_to_length)
 
 SUITE_VERSION = 1  # bump when any recipe or renderer changes: the suite's folder is keyed by it
 FPS = 25
@@ -143,19 +139,7 @@ def render_frame(clip: HeldOutClip, photos: list[np.ndarray], t_s: float) -> np.
 
 def speech(voice: str, sample_rate: int) -> np.ndarray:
     """espeak-ng saying this language's sentence (voice "de", or with a variant "en-gb+f3"), peak PEAK."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        raise RuntimeError("held-out suite: espeak-ng is not installed (run scripts/install_system_deps.sh)")
-    language = voice.split("+")[0]
-    with tempfile.TemporaryDirectory(prefix="socialmae_heldout_") as folder:
-        wav = Path(folder) / "speech.wav"
-        subprocess.run([espeak, "-v", voice, "-s", "150", "-w", str(wav), TEXTS[language]],
-                       check=True, capture_output=True, timeout=60)
-        samples, rate = read_wav_int16_mono(wav)
-    audio = resample_audio(samples, rate, sample_rate)
-    voiced = np.flatnonzero(np.abs(audio) > 0.01)
-    audio = audio[voiced[0]: voiced[-1] + 1]
-    return (audio * (PEAK / np.abs(audio).max())).astype(np.float32)
+    return espeak_speech(TEXTS[voice.split("+")[0]], sample_rate, voice=voice, words_per_minute=150, peak=PEAK)
 
 
 def laughter(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:

@@ -244,21 +244,30 @@ def render_audio(clip: SampleClip) -> np.ndarray:
 
 
 def synthesize_speech(text: str, sample_rate: int) -> np.ndarray:
-    """espeak-ng speech as float32 mono at sample_rate, peak-normalised, leading/trailing silence cut."""
+    """The sample clip's voice saying `text` (espeak_speech)."""
+    return espeak_speech(text, sample_rate, voice=ESPEAK_VOICE, words_per_minute=ESPEAK_WORDS_PER_MINUTE,
+                         peak=SPEECH_PEAK)
+
+
+def espeak_speech(text: str, sample_rate: int, *, voice: str, words_per_minute: int, peak: float,
+                  pitch: int | None = None) -> np.ndarray:
+    """espeak-ng speech as float32 mono at sample_rate, peak-normalised, leading/trailing silence cut
+    (every generated clip speaks through this)."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
-        raise RuntimeError("sample clip: espeak-ng is not installed (run scripts/install_system_deps.sh)")
+        raise RuntimeError("espeak-ng is not installed (run scripts/install_system_deps.sh)")
     with tempfile.TemporaryDirectory(prefix="socialmae_speech_") as folder:
         wav_path = Path(folder) / "speech.wav"
-        command = [espeak, "-v", ESPEAK_VOICE, "-s", str(ESPEAK_WORDS_PER_MINUTE), "-w", str(wav_path), text]
+        command = [espeak, "-v", voice, *(["-p", str(pitch)] if pitch is not None else []),
+                   "-s", str(words_per_minute), "-w", str(wav_path), text]
         subprocess.run(command, check=True, capture_output=True, timeout=60)
         samples, rate = read_wav_int16_mono(wav_path)
     speech = resample_audio(samples, rate, sample_rate)  # soxr; int16 scaled to [-1, 1]
     voiced = np.flatnonzero(np.abs(speech) > 0.01)
     if voiced.size == 0:
-        raise RuntimeError(f"sample clip: espeak-ng produced no audible speech for {text!r}")
+        raise RuntimeError(f"espeak-ng produced no audible speech for {text!r} (voice {voice})")
     speech = speech[voiced[0] : voiced[-1] + 1]
-    return (speech * (SPEECH_PEAK / np.abs(speech).max())).astype(np.float32)
+    return (speech * (peak / np.abs(speech).max())).astype(np.float32)
 
 
 def read_wav_int16_mono(path: Path) -> tuple[np.ndarray, int]:
