@@ -168,10 +168,7 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
                 say(f"auto: {candidate_name} refused ({refused}); trying the next one")
                 continue
             return switching(backend, [], [candidate(n, state) for n, state in states[index + 1:]])
-    if states[0][1] == READY:
-        start = 0
-    else:
-        start = next(i for i, (n, state) in enumerate(states) if state == READY and n not in INT8)
+    start = start_index(states)
     start_name = states[start][0]
     upgrades = [candidate(n, state) for n, state in states[:start]]
     say(f"auto: {start_name} ({why[start_name]}; {cpu.summary()})"
@@ -191,7 +188,14 @@ def plan(weights, config, *, cache_dir=None, seed: int = 0, cpu: CpuDescription 
         return "trt", []
     states = [(n, readiness(n, weights, config, cache_dir=cache_dir, seed=seed)) for n, _ in order]
     states = [(n, state) for n, state in states if state != REFUSED]
-    if states[0][1] == READY:
-        return states[0][0], []
-    start = next(i for i, (n, state) in enumerate(states) if state == READY and n not in INT8)
+    start = start_index(states)
     return states[start][0], [n for n, _ in states[:start]]
+
+
+def start_index(states: list[tuple[str, str]]) -> int:
+    """Where a live `auto` start begins in (candidate, readiness) order, refused ones left out: the
+    best candidate when it is ready, else the first ready one that is not int8 (torch always is);
+    the candidates before it are built in the background."""
+    if states[0][1] == READY:
+        return 0
+    return next(i for i, (name, state) in enumerate(states) if state == READY and name not in INT8)

@@ -16,7 +16,7 @@ import sys
 
 from socialmae_rt.threads import yield_idle_threads
 
-REFUSED_EXIT = 3  # switching.REFUSED_EXIT (not imported: this process must start light)
+REFUSED_EXIT = 3  # exit status: the int8 graphs failed their gate (switching.build_in_child reads it)
 # Nice 10: about a tenth of a CPU the running pipeline keeps busy (at 19, about 1/70: on 2 cores
 # with a busy pipeline, a build at 19 did not finish in 2 minutes even at tiny size), and all of an idle one.
 BUILD_NICE = 10

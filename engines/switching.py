@@ -32,12 +32,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .base import Backend, BackendOutput, Int8Refused, StatusCallback
+from .build_child import REFUSED_EXIT
 from .int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, cosine_report, failures
 
 log = logging.getLogger(__name__)
 
 LOWEST_PRIORITY = 19  # nice value of the shadow thread and of build processes
-REFUSED_EXIT = 3  # build child: the int8 graphs failed their gate
 
 
 @dataclass
