@@ -9,6 +9,8 @@
 - an explicit int8 or bf16 backend (`ov-int8`, `ort-int8`, `torch-bf16`, ...): built now as asked,
   then shadow-checked like `auto`'s, with its float sibling as the fallback.
 - anything else (torch, ort, ov fp32, trt, triton): as `create_backend` makes it.
+- with a site recorder (socialmae_rt/site_calibration.py), `ov-int8` is calibrated on the run's
+  own input: its background build waits for the recording, on a float backend meanwhile.
 
 Readiness is read from the caches without loading a model (`readiness`).
 """
@@ -109,10 +111,16 @@ def refuse_live(backend: Backend, why: str) -> None:
 
 def create_live_backend(create: Callable[..., Backend], name: str, weights, config, *,
                         shadow: ShadowConfig | None = None, cpu: CpuDescription | None = None,
-                        installed: Installed | None = None, background: bool = True, **options: Any) -> Backend:
+                        installed: Installed | None = None, background: bool = True, site=None,
+                        **options: Any) -> Backend:
     """The backend for a live run (module docstring). `create` is engines.create_backend.
     `background=False` (an unpaced file, where waiting loses nothing): `auto` builds its best
-    candidate now, as before, and is shadow-checked the same way."""
+    candidate now, as before, and is shadow-checked the same way.
+    `site` (a socialmae_rt.site_calibration.SiteRecorder that the pipeline feeds): where `auto`
+    would build `ov-int8` (or it was asked for), it is calibrated on the recording's first part and
+    gated on its last part too, built once the recording is complete; meanwhile the run goes on on
+    a float backend. Where no such build is needed (a passing int8 IR is cached), the recorder is
+    cancelled, saying why."""
     spec = parse_weights(None if weights is None else str(weights))
     if spec.is_bundle:
         from .bundle_backend import check_bundle_entries
@@ -130,9 +138,20 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
         return {k: v for k, v in options.items() if k in BACKEND_OPTIONS.get(candidate, set())}
 
     def candidate(candidate_name: str, state: str) -> Candidate:
+        if candidate_name == SITE_CALIBRATED and site_build:
+            return site_candidate()
         return Candidate(candidate_name, state == READY,
                          lambda: create(candidate_name, weights, config, **own(candidate_name)),
                          spec_for(candidate_name, weights, config, own(candidate_name)))
+
+    def site_candidate() -> Candidate:
+        calibrated = {**own(SITE_CALIBRATED), "calibration_clips": [str(site.calibrate_path)],
+                      "held_out_clips": [str(site.gate_path)]}
+        return Candidate(SITE_CALIBRATED, False, lambda: create(SITE_CALIBRATED, weights, config, **calibrated),
+                         spec_for(SITE_CALIBRATED, weights, config, calibrated),
+                         before_build=lambda stop: site.wait(stop))
+
+    site_build = site is not None and _site_build_needed(site, name, state, cpu, installed)
 
     def reference() -> Backend:
         return create("ort", weights, config, **{**own("ort"), "threads": 1, "on_status": None})
@@ -142,6 +161,11 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
         return SwitchingBackend(backend, upgrades=upgrades, fallbacks=fallbacks, start=start, reference=reference,
                                 shadow=shadow, refuse=refuse_live, on_status=say)
 
+    if name == SITE_CALIBRATED and site_build:  # built once the site recording is complete; float meanwhile
+        start_name = next(n for n in FALLBACKS[name] if state(n) == READY or n == "torch")
+        say(f"{name}: starting on {start_name} while recording input to calibrate {name} on site")
+        return switching(create(start_name, weights, config, **own(start_name)), [site_candidate()],
+                         [candidate(n, state(n)) for n in FALLBACKS[name] if n != start_name])
     if name in FALLBACKS:  # asked for by name: built now, then watched
         backend = create(name, weights, config, **own(name))
         return switching(backend, [], [candidate(n, state(n)) for n in FALLBACKS[name]])
@@ -154,7 +178,7 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
         from .auto import create_auto_backend
 
         return create_auto_backend(create, weights, config, cpu=cpu, installed=installed, **options)
-    states = [(n, state(n)) for n, _ in order]
+    states = [(n, BUILD if n == SITE_CALIBRATED and site_build else state(n)) for n, _ in order]
     for refused in [n for n, state in states if state == REFUSED]:
         say(f"auto: {refused} skipped (its int8 graphs were refused before)")
     states = [(n, state) for n, state in states if state != REFUSED]
@@ -177,6 +201,27 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
     backend = create(start_name, weights, config, **own(start_name))
     fallbacks = [candidate(n, state) for n, state in states[start + 1:]]
     return switching(backend, upgrades, fallbacks, start=candidate(start_name, READY))
+
+
+SITE_CALIBRATED = "ov-int8"  # the int8 backend a site recording calibrates (ONNX Runtime's int8 is not calibrated)
+
+
+def _site_build_needed(site, name: str, state: Callable[[str], str], cpu: CpuDescription | None,
+                       installed: Installed | None) -> bool:
+    """Whether this run builds ov-int8 from the site recording; if not, the recorder is cancelled
+    with the reason (said once)."""
+    if name not in ("auto", SITE_CALIBRATED):
+        why = f"backend {name} uses no calibrated int8 model"
+    elif name == "auto" and SITE_CALIBRATED not in [n for n, _ in candidates(cpu or CpuDescription.this_machine(),
+                                                                            installed or Installed.here())][:1]:
+        why = f"auto does not pick {SITE_CALIBRATED} on this CPU or install (see `socialmae-rt info`)"
+    elif state(SITE_CALIBRATED) == READY:
+        why = (f"an {SITE_CALIBRATED} model that passed its gate is cached already (recalibrate with "
+               "`socialmae-rt prepare-backend --calibrate-live SECONDS`)")
+    else:
+        return True
+    site.cancel(why)
+    return False
 
 
 def plan(weights, config, *, cache_dir=None, seed: int = 0, cpu: CpuDescription | None = None,

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 _COMMON = {"threads", "seed", "on_status"}
 BACKEND_OPTIONS = {
     "trt": _COMMON | {"cache_dir"},
-    "ov-int8": _COMMON | {"cache_dir", "precision", "calibration_clips", "min_cosine", "max_prob_diff"},
+    "ov-int8": _COMMON | {"cache_dir", "precision", "calibration_clips", "held_out_clips", "min_cosine",
+                          "max_prob_diff"},
     "ov": _COMMON | {"cache_dir", "precision"},
     "ort-int8": _COMMON | {"cache_dir", "min_cosine", "max_prob_diff"},
     "torch-bf16": _COMMON,

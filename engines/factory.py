@@ -137,7 +137,7 @@ def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, thread
 
 def _openvino(kind: str) -> Callable[..., Backend]:
     def make(weights, config, *, cache_dir=None, threads=None, seed=0, precision="auto",
-             calibration_clips=None, min_cosine=None, max_prob_diff=None, on_status=None):
+             calibration_clips=None, held_out_clips=(), min_cosine=None, max_prob_diff=None, on_status=None):
         from .openvino_backend import OpenVinoBackend
         from .int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE
         from .openvino_ir import prepare_ir
@@ -145,6 +145,7 @@ def _openvino(kind: str) -> Callable[..., Backend]:
 
         export, model = _export_and_model(weights, config, cache_dir=cache_dir, seed=seed, on_status=on_status)
         ir = prepare_ir(export, kind, cache_dir=cache_dir, calibration_clips=calibration_clips,
+                        held_out_clips=held_out_clips or (),
                         reference=fp32_reference(export, model) if kind == "int8" else None,
                         min_cosine=MIN_INT8_COSINE if min_cosine is None else min_cosine,
                         max_prob_diff=MAX_BINARY_PROB_DIFF if max_prob_diff is None else max_prob_diff,

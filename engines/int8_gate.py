@@ -37,6 +37,7 @@ MIN_INT8_COSINE = 0.999
 # One-value outputs are binary logits (laughter): their sigmoid may move this much at most.
 MAX_BINARY_PROB_DIFF = 0.01
 HELD_OUT_HOP_S = 1.0  # held-out windows one second apart: 3-4 per clip
+MAX_SITE_WINDOWS = 24  # at most this many held-out windows from a site recording
 
 # (modality, inputs) -> outputs by name, each float32 [B, ...]
 Reference = Callable[[Modality, Mapping[str, np.ndarray]], dict[str, np.ndarray]]
@@ -101,14 +102,20 @@ def held_out_windows(preprocess: PreprocessConfig, exclude_sha256: Sequence[str]
 
 
 def gate_windows(preprocess: PreprocessConfig, calibration_clips: Sequence[str | Path] | None = None,
-                 progress: Progress | None = None) -> GateWindows:
+                 progress: Progress | None = None, held_out_clips: Sequence[str | Path] = ()) -> GateWindows:
     """Calibration windows from `calibration_clips` (None: the bundled sample clip); held-out
-    windows from the suite, without any clip that is also a calibration clip."""
+    windows from the suite, without any clip that is also a calibration clip, plus those of
+    `held_out_clips` (a site recording's later part: socialmae_rt.site_calibration)."""
     from .onnx_export import sha256_file
 
     clips = [Path(c) for c in calibration_clips or ()]
     calibration = calibration_windows(clips or None, preprocess)
-    return GateWindows(calibration, held_out_windows(preprocess, [sha256_file(c) for c in clips], progress))
+    held_out = held_out_windows(preprocess, [sha256_file(c) for c in clips], progress)
+    if held_out_clips:
+        site = calibration_windows(held_out_clips, preprocess, hop_s=HELD_OUT_HOP_S, max_windows=MAX_SITE_WINDOWS)
+        held_out = CalibrationSet(np.concatenate([held_out.audio, site.audio]), np.concatenate([held_out.video, site.video]),
+                                  held_out.sources + site.sources, held_out.origins + site.origins)
+    return GateWindows(calibration, held_out)
 
 
 def in_chunks(run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], feeds: Mapping[str, np.ndarray],
@@ -265,7 +272,10 @@ def float_ladder(modality_specific_depth: int) -> tuple[FloatKeep, ...]:
     the joint block (every window's last layers, where an error reaches the outputs unaveraged);
     then also the patch embeddings and the first and last block of each stream."""
     last = modality_specific_depth - 1
-    tail = (r"/blocks_u\.", r"/mlp_head/", r"/laughter/", r"/personality/", r"/norm(_a|_v)?/")
+    # The heads: ONNX names their Gemms "/mlp_head/...", "/laughter/..."; OpenVINO renames the MatMul
+    # that produces an output after the output ("emotion", "laughter", "personality").
+    heads = (r"/mlp_head/", r"/laughter/", r"/personality/", r"(^|/)(emotion|laughter|personality)$")
+    tail = (r"/blocks_u\.", *heads, r"/norm(_a|_v)?/")
     ends = (r"/patch_embed_[av]/", rf"/blocks_[av]\.0/", rf"/blocks_[av]\.{last}/")
     return (FloatKeep("none", ()), FloatKeep("heads + joint block", tail),
             FloatKeep("heads + joint block + patch embeddings + first/last blocks", tail + ends))

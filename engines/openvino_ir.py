@@ -135,6 +135,7 @@ def prepare_ir(
     *,
     cache_dir: str | Path | None = None,
     calibration_clips: Sequence[str | Path] | None = None,
+    held_out_clips: Sequence[str | Path] = (),
     reference: Reference | None = None,
     min_cosine: float = MIN_INT8_COSINE,
     max_prob_diff: float = MAX_BINARY_PROB_DIFF,
@@ -145,6 +146,7 @@ def prepare_ir(
     int8 needs `reference` (the fp32 model's outputs, for the accuracy gate). Without
     `calibration_clips`, an int8 IR already built for this export (from any clips) that passed
     at least this bar is used; if there is none, one is calibrated on the bundled sample clip.
+    `held_out_clips` are scored by the gate beside the held-out suite (a site recording's later part).
     """
     say = progress or (lambda message: log.info("%s", message))
     clips = [Path(c) for c in calibration_clips or ()]
@@ -153,7 +155,10 @@ def prepare_ir(
         if found is not None:
             return found
     calibration_ids = [f"{c.name} {sha256_file(c)}" for c in clips] if clips else ["bundled sample clip"]
-    key = ir_key(export, kind, calibration_ids, min_cosine, max_prob_diff=max_prob_diff) if kind == "int8" else ir_key(export, kind)
+    gated = [Path(c) for c in held_out_clips]
+    # The site's gate clips are part of what the verdict depends on: keyed beside the calibration clips.
+    key_ids = calibration_ids + [f"held out: {c.name} {sha256_file(c)}" for c in gated]
+    key = ir_key(export, kind, key_ids, min_cosine, max_prob_diff=max_prob_diff) if kind == "int8" else ir_key(export, kind)
     directory = ir_home(export, cache_dir) / f"{kind}-{key[:16]}"
     refused = directory.with_name(directory.name + ".refused.json")
     if refused.is_file():  # the gate said no for exactly this key before: say it again at once
@@ -173,7 +178,8 @@ def prepare_ir(
                 raise OpenVinoIRError("an int8 IR needs the fp32 model's outputs to check its accuracy (reference)")
             fp32 = prepare_ir(export, "fp32", cache_dir=cache_dir, progress=progress)
             try:
-                manifest = _build_int8(export, fp32, staging, clips or None, reference, min_cosine, max_prob_diff, say)
+                manifest = _build_int8(export, fp32, staging, clips or None, reference, min_cosine, max_prob_diff, say,
+                                       gated)
             except Int8AccuracyError as error:
                 refused.write_text(json.dumps({"error": str(error), "key": key, "accuracy": error.accuracy}, indent=2) + "\n")
                 raise
@@ -181,7 +187,7 @@ def prepare_ir(
                         export=str(export.directory), weights_sha256=export.manifest["weights_sha256"],
                         export_graphs=_graph_hashes(export))
         if kind == "int8":
-            manifest["calibration_ids"] = calibration_ids
+            manifest["calibration_ids"] = key_ids
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         if directory.exists():
             shutil.rmtree(directory)
@@ -239,7 +245,7 @@ def _build_fp32(export: OnnxExport, directory: Path, say: Progress) -> dict[str,
 
 
 def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Sequence[Path] | None, reference: Reference,
-                min_cosine: float, max_prob_diff: float, say: Progress) -> dict[str, Any]:
+                min_cosine: float, max_prob_diff: float, say: Progress, held_out_clips: Sequence[Path] = ()) -> dict[str, Any]:
     try:
         import nncf
     except ImportError as err:
@@ -249,7 +255,7 @@ def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Se
 
     nncf.set_log_level(logging.WARNING)  # its INFO lines list every node it leaves alone: thousands
     say("cutting calibration windows from " + (", ".join(c.name for c in clips) if clips else "the bundled sample clip"))
-    windows = gate_windows(export.preprocess, clips, say)
+    windows = gate_windows(export.preprocess, clips, say, held_out_clips)
     calibrate = windows.calibration
     expected = ReferenceOutputs(reference, windows.held_out)
     core = ov.Core()

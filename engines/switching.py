@@ -71,6 +71,9 @@ class Candidate:
     ready: bool  # its files are cached: loads in seconds, no child process
     load: Callable[[], Backend]  # in this process, from the cache
     build_spec: dict[str, Any] = field(default_factory=dict)  # for the build child (when not ready)
+    # called on the loader thread before building, with the switcher's closing event; may block
+    # (a site calibration waits for its recording) and raise to skip this candidate
+    before_build: Callable[[threading.Event], None] | None = None
 
 
 def approximate(backend: Backend) -> bool:
@@ -127,7 +130,8 @@ class SwitchingBackend:
         self._jobs: queue.Queue[tuple[list[Candidate], str | None]] = queue.Queue()
         self._start(self._loader, name="backend-loader")
         if upgrades:
-            self.pending = f"{'loading' if upgrades[0].ready else 'building'} {upgrades[0].name}"
+            self.pending = (f"recording input to calibrate {upgrades[0].name} on site" if upgrades[0].before_build else
+                            f"{'loading' if upgrades[0].ready else 'building'} {upgrades[0].name}")
             self._jobs.put((list(upgrades), None))
         if self.shadow_config.enabled and reference is not None:
             self._start(self._shadow_loop, name="backend-shadow-check")
@@ -201,8 +205,14 @@ class SwitchingBackend:
         for index, candidate in enumerate(candidates):
             if self._closed.is_set():
                 return
-            self.pending = f"{'loading' if candidate.ready else 'building'} {candidate.name}"
+            self.pending = (f"recording input to calibrate {candidate.name} on site" if candidate.before_build else
+                            f"{'loading' if candidate.ready else 'building'} {candidate.name}")
             try:
+                if candidate.before_build is not None:
+                    candidate.before_build(self._closed)
+                    if self._closed.is_set():
+                        return
+                    self.pending = f"building {candidate.name}"
                 if not candidate.ready:
                     build_in_child(candidate.build_spec, lambda line: self._say(f"background build: {line}"),
                                    self._closed, started=self._builds.append)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from socialmae_rt import __version__
 from socialmae_rt.threads import yield_idle_threads
@@ -146,6 +146,12 @@ def _add_perception_flags(p: argparse.ArgumentParser, d) -> None:
     p.add_argument("--shadow-check-s", dest="shadow_check_s", type=float, default=d.shadow_check_s,
                    help="an int8/bf16 backend re-runs one live window through fp32 this often, in idle time, and "
                    f"gives way to the next backend after 3 misses in a row (seconds; 0: off; default: {d.shadow_check_s:g})")
+    p.add_argument("--calibrate-live", dest="calibrate_live_s", type=float, default=d.calibrate_live_s,
+                   metavar="SECONDS",
+                   help="at a first start where auto would build ov-int8: record this many seconds of this run's own "
+                   "input, calibrate int8 on the first 60 %% and gate it on the last 40 %% (beside the held-out suite), "
+                   "running a float backend meanwhile (0: off, calibrate on the bundled sample clip; default: "
+                   f"{d.calibrate_live_s:g}; 60 or more recommended)")
     p.add_argument("--duration", type=float, default=d.duration, help="stop after this many seconds of input: media time for a file (an unpaced file runs faster than real time), capture time live")
 
 
@@ -543,21 +549,50 @@ def _prepare_backend(args: argparse.Namespace) -> int:
     from socialmae_rt.runner import RunOptions, model_config_for, status_to_stderr
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.calibration_clips and args.backend not in ("ov-int8", "auto"):
-        raise ValueError(f"--calibration-clips calibrates int8 OpenVINO graphs: use it with --backend ov-int8 or auto, "
+    if (args.calibration_clips or args.calibrate_live) and args.backend not in ("ov-int8", "auto"):
+        flag = "--calibration-clips" if args.calibration_clips else "--calibrate-live"
+        raise ValueError(f"{flag} calibrates int8 OpenVINO graphs: use it with --backend ov-int8 or auto, "
                          f"not {args.backend}")
+    if args.calibration_clips and args.calibrate_live:
+        raise ValueError("give either --calibration-clips (your clips) or --calibrate-live SECONDS (record them now), "
+                         "not both")
     for clip in args.calibration_clips or ():
         if not Path(clip).exists():
             raise FileNotFoundError(f"--calibration-clips: {clip}: no such file or folder")
     weights = " ".join(args.weights) if args.weights else None
     options = RunOptions(weights=weights, model=args.model, backend=args.backend, threads=args.threads)
-    extra = {"calibration_clips": args.calibration_clips} if args.calibration_clips else {}
-    backend = create_backend(args.backend, weights, model_config_for(options), on_status=status_to_stderr,
+    extra: dict[str, Any] = {"calibration_clips": args.calibration_clips} if args.calibration_clips else {}
+    name = args.backend
+    if args.calibrate_live:
+        clips = record_site(args.calibrate_live, args.source, args.mic, args.site_dir)
+        extra = {"calibration_clips": [str(clips.calibrate)], "held_out_clips": [str(clips.gate)]}
+        name = "ov-int8"  # what a site recording calibrates (auto picks it where int8 dot products exist)
+    backend = create_backend(name, weights, model_config_for(options), on_status=status_to_stderr,
                              **({"threads": args.threads} if args.threads else {}), **extra)
-    for name, member in _members(backend):
-        print(f"{name}{backend_summary(member)}")
+    for member_name, member in _members(backend):
+        print(f"{member_name}{backend_summary(member)}")
     backend.close()
     return 0
+
+
+def record_site(seconds: float, source: str, mic: str, directory: str | None):
+    """Record `seconds` of a camera and microphone (or a file) into the two site clips."""
+    from socialmae_rt.runner import RunOptions, build_sources, close_all, open_sources, start_capture, status_to_stderr
+    from socialmae_rt.site_calibration import SiteCalibrationConfig, SiteRecorder, record_sources
+
+    config = SiteCalibrationConfig(seconds=seconds, directory=directory)
+    opened = open_sources(build_sources(RunOptions(source=source, mic=mic)))
+    try:
+        for opened_source in opened:
+            length = getattr(opened_source, "duration_s", None)
+            if opened_source.clock == "media" and length is not None and length < seconds:
+                raise ValueError(f"--calibrate-live {seconds:g}: {source} is only {length:.1f} s long")
+        sources = start_capture(opened)
+        status_to_stderr(f"site calibration: recording {seconds:g} s from {source}"
+                         + ("" if len(sources) == 1 else f" and microphone {mic}"))
+        return record_sources(sources, SiteRecorder(config, on_status=status_to_stderr))
+    finally:
+        close_all(opened)
 
 
 def _members(backend) -> list:
@@ -657,6 +692,17 @@ def _add_prepare_backend(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration-clips", nargs="+", metavar="CLIP",
                    help="ov-int8: calibrate on these clips or folders of clips (a face and speech, >= 4 s each) "
                    "instead of the sample clip; the gate still scores the held-out suite")
+    p.add_argument("--calibrate-live", type=float, metavar="SECONDS",
+                   help="ov-int8: record this many seconds of the robot's own camera and microphone (or of "
+                   "--source FILE), calibrate on the first 60 %% and gate on the last 40 %% as well as on the held-out "
+                   "suite; the result is cached and later runs with these weights use it (60 or more recommended; "
+                   "ROS topics: the node's calibrate_live_s parameter)")
+    p.add_argument("--source", default="0", help="--calibrate-live: camera index, /dev/videoN, URL or a media file "
+                   "(default: 0)")
+    p.add_argument("--mic", default="default", help="--calibrate-live with a camera: microphone index or name "
+                   "(default: the system default)")
+    p.add_argument("--site-dir", help="--calibrate-live: where the two recorded clips go (default: "
+                   "$SOCIALMAE_RT_CACHE/site/<date-time>)")
     p.add_argument("--threads", type=int, help="compute threads (default: every core this process may use)")
     p.set_defaults(handler=_prepare_backend)
 

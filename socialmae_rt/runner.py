@@ -55,6 +55,9 @@ class RunOptions:
     # an int8/bf16 backend re-runs one live window through fp32 this often (seconds; 0: off) and gives
     # way to the next backend when 3 checks in a row miss the int8 gate's bar
     shadow_check_s: float = 30.0
+    # record this many seconds of the run's own input at a first start and calibrate ov-int8 on it
+    # (gated on its later part too), running a float backend meanwhile; 0: off (site_calibration.py)
+    calibrate_live_s: float = 0.0
     # backend "triton": the server (HOST:PORT; default 127.0.0.1 and the protocol's port 8001/8000),
     # its protocol, the model name prefix of `export-triton`, and the timeout of one request
     triton_url: str | None = None
@@ -82,6 +85,10 @@ class RunOptions:
             raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
         if self.duration is not None and self.duration <= 0:
             raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
+        if self.calibrate_live_s:
+            from socialmae_rt.site_calibration import SiteCalibrationConfig
+
+            SiteCalibrationConfig(seconds=self.calibrate_live_s)  # too short is refused here, before anything loads
         if self.shadow_check_s < 0:
             raise ValueError(f"shadow_check_s must be >= 0 seconds (0: no shadow check), got {self.shadow_check_s}")
         if self.threads is not None and self.threads < 1:
@@ -188,8 +195,17 @@ def make_backend(options: RunOptions, on_status=status_to_stderr, background: bo
         backend_options.update(triton_url=options.triton_url, triton_protocol=options.triton_protocol,
                                triton_model_prefix=options.triton_model_prefix, triton_timeout_s=options.triton_timeout)
     shadow = ShadowConfig(enabled=options.shadow_check_s > 0, every_s=options.shadow_check_s)
-    return create_live_backend(create_backend, options.backend, options.weights, model_config_for(options),
-                               shadow=shadow, background=background, **backend_options)
+    site = None
+    if options.calibrate_live_s:
+        from socialmae_rt.site_calibration import SiteCalibrationConfig, SiteRecorder
+
+        site = SiteRecorder(SiteCalibrationConfig(seconds=options.calibrate_live_s), on_status=on_status)
+        background = True  # the build waits for the recording, which the run itself makes
+    backend = create_live_backend(create_backend, options.backend, options.weights, model_config_for(options),
+                                  shadow=shadow, background=background, site=site, **backend_options)
+    if site is not None and not site.cancelled:
+        backend.site_recorder = site  # build_pipeline feeds it what the pipeline ingests
+    return backend
 
 
 def backend_before_capture(options: RunOptions, on_status=status_to_stderr, background: bool = True):
@@ -209,6 +225,8 @@ def build_pipeline(options: RunOptions, sinks: list, observers: tuple = (), back
     from socialmae_rt.pipeline import Pipeline, PipelineConfig
 
     backend = backend or make_backend(options)
+    site = getattr(backend, "site_recorder", None)
+    observers = (*observers, site) if site is not None else observers
     detector = FaceDetector(FaceDetectorConfig(max_faces=options.max_faces))
     tracker = FaceTracker(detector, TrackerConfig(max_tracks=options.max_faces))
     config = PipelineConfig(hop_s=options.hop, include_embedding=options.embedding, postprocess=options.postprocess,

@@ -88,7 +88,7 @@ def test_sigterm_while_running_stops_cleanly_with_the_summary(tone_wav):
     try:
         _wait_for_line(process.stdout, "audio  A")  # the first record line
         process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=30)
+        stdout, stderr = process.communicate(timeout=120)  # generous: a background build may be stopping
     finally:
         process.kill()
     assert process.returncode == 0, stderr[-2000:]

@@ -77,6 +77,7 @@ class DemoOptions:
     max_faces: int = 4
     threads: int | None = None
     shadow_check_s: float = 30.0  # as in RunOptions
+    calibrate_live_s: float = 0.0  # as in RunOptions
     triton_url: str | None = None  # --backend triton: as in RunOptions
     triton_protocol: str = "grpc"
     triton_model_prefix: str = "socialmae"
@@ -118,7 +119,7 @@ class DemoOptions:
             model=self.model, backend=self.backend, hop=self.hop, output=self.output, fresh_output=self.fresh_output,
             realtime=self.paced,
             width=self.width, height=self.height, fps=self.fps, max_faces=self.max_faces, threads=self.threads,
-            shadow_check_s=self.shadow_check_s, duration=self.duration, quiet=True, postprocess=self.postprocess, triton_url=self.triton_url,
+            shadow_check_s=self.shadow_check_s, calibrate_live_s=self.calibrate_live_s, duration=self.duration, quiet=True, postprocess=self.postprocess, triton_url=self.triton_url,
             triton_protocol=self.triton_protocol, triton_model_prefix=self.triton_model_prefix,
             triton_timeout=self.triton_timeout, speakers=self.speakers, speakers_audio=self.speakers_audio,
         )

@@ -49,3 +49,29 @@ def test_the_int8_backend_auto_picks_keeps_the_bar_on_unseen_clips_or_is_not_pic
     report = score(reference, int8)
     backend.close()
     assert failures(report["graphs"]) == [], report["graphs"]
+
+
+def test_the_float_ladder_keeps_every_head_in_float_in_onnx_and_openvino_graphs(tmp_path):
+    """The ladder's second step names the heads by pattern; OpenVINO renames a head's MatMul after
+    its output, so a pattern that fits only the ONNX names would leave the heads in int8 there."""
+    ov = pytest.importorskip("openvino")
+    from socialmae_rt.engines.factory import prepare_export
+    from socialmae_rt.engines.int8_gate import float_ladder
+    from socialmae_rt.engines.openvino_ir import float_matmuls
+    from socialmae_rt.model import Modality
+
+    export = prepare_export(None, TINY, cache_dir=tmp_path)
+    heads_and_joint = float_ladder(TINY.modality_specific_depth)[1]
+    graph = export.graph(Modality.AUDIOVISUAL)
+    onnx_model = __import__("onnx").load(str(graph), load_external_data=False)
+    head_nodes = [node.name for node in onnx_model.graph.node if node.op_type in ("Gemm", "MatMul")
+                  and "blocks_" not in node.name and "patch_embed" not in node.name]
+    assert len(head_nodes) == 3 and all(heads_and_joint.matches(name) for name in head_nodes)
+    converted = ov.convert_model(str(graph))
+    names = [op.get_friendly_name() for op in converted.get_ops() if op.get_type_name() == "MatMul"]
+    heads = [name for name in names if "blocks_" not in name and "patch_embed" not in name]
+    assert sorted(heads) == ["emotion", "laughter", "personality"]
+    assert all(heads_and_joint.matches(name) for name in heads)
+    assert not any(heads_and_joint.matches(name) for name in names if "/blocks_a." in name or "/blocks_v." in name)
+    # the joint block's four matrix products and the three heads
+    assert float_matmuls(converted, heads_and_joint)["float"] == 4 + 3
