@@ -6,9 +6,10 @@ file gets its final name (atomic rename) only once its size and sha256 check out
 is recorded beside it (`<file>.sha256`, sha256sum format) so `weights list` and
 `weights import` can tell later whether the file changed.
 
-Google Drive links (the authors host their files there) need Drive's download-confirmation
-dance, which the maintained `gdown` library does (`pip install 'socialmae_rt[weights]'`);
-every other http(s) URL is fetched here with the standard library.
+Google Drive links (the authors host their files there) go through Drive's virus-scan page
+(google_drive.py); everything is fetched with the standard library. A web page is never saved
+as a checkpoint: one sent instead of the file, or a finished file that does not start like a
+checkpoint, is refused in one line and removed.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .google_drive import confirmation_url, download_url, file_id, is_google_drive, page_title
 from .importer import SHA256_SUFFIX, file_sha256
 
 CHUNK = 1 << 20
-GDRIVE_HOSTS = ("drive.google.com", "drive.usercontent.google.com", "docs.google.com")
+MAX_PAGE_BYTES = 1 << 20  # a web page answered instead of a file is read this far, for its title
+# What a checkpoint starts with: torch.save's zip archive, or a legacy pickle (protocol 2+).
+CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 class DownloadError(RuntimeError):
@@ -40,10 +44,6 @@ class Download:
     resumed_from: int  # bytes already there from an interrupted attempt
 
 
-def is_google_drive(url: str) -> bool:
-    return urllib.parse.urlparse(url).hostname in GDRIVE_HOSTS
-
-
 def _progress(total: int | None, initial: int, label: str):
     from tqdm import tqdm
 
@@ -51,16 +51,24 @@ def _progress(total: int | None, initial: int, label: str):
                 disable=not sys.stderr.isatty())
 
 
-def _fetch_http(url: str, part: Path, timeout: float) -> int:
-    """Append the rest of `url` to `part` (Range from its current size); -> bytes it had before."""
-    offset = part.stat().st_size if part.is_file() else 0
+def _open(url: str, offset: int, timeout: float):
+    """The response for `url` from byte `offset` on (None: nothing after `offset`, the part is whole)."""
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
-        if err.code == 416 and offset:  # nothing after `offset`: the part is already whole
-            return offset
+        if err.code == 416 and offset:
+            return None
         raise DownloadError(f"{url}: the server answered HTTP {err.code} {err.reason}") from err
+
+
+def _is_page(response) -> bool:
+    return response.headers.get_content_type() in ("text/html", "application/xhtml+xml")
+
+
+def _write(response, url: str, part: Path, offset: int) -> int:
+    """Append the response's body to `part` (from `offset` when the server honoured the range);
+    -> bytes the part had before."""
     with response:
         if offset and response.status != 206:  # the server ignored the range: start again
             offset = 0
@@ -86,21 +94,49 @@ def _fetch_http(url: str, part: Path, timeout: float) -> int:
     return offset if mode == "ab" else 0
 
 
-def _fetch_google_drive(url: str, part: Path, timeout: float) -> int:
-    try:
-        import gdown
-    except ImportError as err:
-        raise ImportError("Google Drive links need gdown: pip install 'socialmae_rt[weights]' "
-                          "(or download the file in a browser and pass it to `weights import`)") from err
+def _fetch_http(url: str, part: Path, timeout: float) -> int:
+    """Append the rest of `url` to `part` (Range from its current size); -> bytes it had before."""
     offset = part.stat().st_size if part.is_file() else 0
-    # gdown keeps its own partial file beside `part` and resumes it; it renames to `part` when done.
-    try:
-        fetched = gdown.download(url, output=str(part), quiet=not sys.stderr.isatty(), resume=True, fuzzy=True)
-    except OSError as err:  # requests' errors are OSErrors: no network, refused, dropped
-        raise urllib.error.URLError(err) from err
-    if fetched is None:
-        raise DownloadError(f"{url}: gdown could not fetch it (is the link shared publicly?)")
-    return offset
+    response = _open(url, offset, timeout)
+    if response is None:
+        return offset
+    if _is_page(response):
+        with response:
+            raise DownloadError(f"{url}: the server sent a web page ({page_title(_read_page(response))!r}), not "
+                                "the checkpoint; nothing was saved")
+    return _write(response, url, part, offset)
+
+
+def _read_page(response) -> str:
+    return response.read(MAX_PAGE_BYTES).decode("utf-8", errors="replace")
+
+
+def _fetch_google_drive(link: str, part: Path, timeout: float) -> int:
+    """Drive's download address for the link's file id; its virus-scan page answered like its
+    download button (google_drive.py)."""
+    offset = part.stat().st_size if part.is_file() else 0
+    url = download_url(file_id(link))
+    response = _open(url, offset, timeout)
+    if response is None:
+        return offset
+    if _is_page(response):
+        with response:
+            page, page_url = _read_page(response), response.geturl()
+        target = confirmation_url(page, page_url)
+        if target is None:
+            raise DownloadError(f"{link}: Google Drive sent a web page ({page_title(page)!r}) instead of the file: "
+                                "the link may not be shared publicly, or the file's download quota is used up for "
+                                "today; try again later, or download it in a browser. Nothing was saved")
+        response = _open(target, offset, timeout)
+        if response is None:
+            return offset
+        if _is_page(response):
+            with response:
+                page = _read_page(response)
+            raise DownloadError(f"{link}: Google Drive's download button led to another web page "
+                                f"({page_title(page)!r}), not the file; nothing was saved")
+        url = target
+    return _write(response, url, part, offset)
 
 
 def download(url: str, dest: str | Path, *, size: int | None = None, sha256: str | None = None,
@@ -120,6 +156,12 @@ def download(url: str, dest: str | Path, *, size: int | None = None, sha256: str
         raise DownloadError(f"cannot reach {host} ({err.reason}); this machine looks offline. Download the file "
                             f"by hand and save it as {dest}") from err
     got = part.stat().st_size
+    with open(part, "rb") as handle:
+        head = handle.read(8)
+    if not head.startswith(CHECKPOINT_MAGIC):
+        part.unlink()
+        raise DownloadError(f"{url}: what arrived ({got} bytes, starting {head[:8]!r}) is not a PyTorch checkpoint "
+                            "(a zip archive or a pickle); it was removed")
     if size is not None and got != size:
         if got > size:
             part.unlink()

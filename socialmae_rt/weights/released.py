@@ -1,7 +1,8 @@
 """The authors' released checkpoints and what their heads mean: one table, with the reasoning.
 
-Four files were released with the paper (HuBohy/SocialMAE README): the pretrained encoder with its
-MAE decoder, and three copies fine-tuned on one task each. Every fine-tuned head is
+Four files were released with the paper (HuBohy/SocialMAE README, which links each on Google
+Drive; the file ids are below): the pretrained encoder with its MAE decoder, and three copies
+fine-tuned on one task each. Every fine-tuned head is
 `mlp_head` = LayerNorm + Linear(768, n_class); its width is in the file (`mlp_head.1.weight`),
 its output order is not. The reference fine-tuning loader numbers the classes in the order
 `glob` lists the class folders of each split, unsorted, so the order depends on the file system
@@ -81,7 +82,8 @@ class ReleasedCheckpoint:
     fine_tuned_on: str
     outputs: str  # what the head outputs, in which order (as this project reads it)
     batch: int  # fine-tuning (or pretraining) batch size, from the authors' table
-    url: str | None = None  # a direct link; None: the authors' README has not published one we know
+    drive_id: str  # the Google Drive file id the authors' README links
+    url: str | None = None  # another direct link, where one is known (the Drive file is the default)
     size_bytes: int | None = None  # expected file size, once known
     sha256: str | None = None  # expected hash, once known
 
@@ -89,17 +91,25 @@ class ReleasedCheckpoint:
     def file_name(self) -> str:
         return f"{self.name}.pth"
 
+    @property
+    def link(self) -> str:
+        return self.url or f"https://drive.google.com/file/d/{self.drive_id}/view"
+
 
 RELEASED: dict[str, ReleasedCheckpoint] = {c.name: c for c in (
     ReleasedCheckpoint("socialmae-pretrained", ENCODER_TASK, "- (VoxCeleb2 pretraining, with decoder)",
-                       "no head: encoder (+ MAE decoder) for fine-tuning or distillation", 36),
+                       "no head: encoder (+ MAE decoder) for fine-tuning or distillation", 36,
+                       drive_id="1s2giy3_tQKL_cISiYcN5lBy_ami6Dc0n"),
     ReleasedCheckpoint("socialmae-ft-cremad", "emotion", "CREMA-D",
-                       "6 logits: " + ", ".join(EMOTION_LABELS) + " (assumed order)", 12),
+                       "6 logits: " + ", ".join(EMOTION_LABELS) + " (assumed order)", 12,
+                       drive_id="1WrqznBLZ0G8HRe6POt9E4w9zVNzbfWA_"),
     ReleasedCheckpoint("socialmae-ft-firstimpressions", "personality", "ChaLearn First Impressions",
                        "Big Five regression: " + ", ".join(HEAD_MEANINGS["personality"].default_source_labels[5])
-                       + " (assumed order; reordered to O, C, E, A, N at import)", 8),
+                       + " (assumed order; reordered to O, C, E, A, N at import)", 8,
+                       drive_id="1t8rvCVLvoLoQG85N7LToHZPF6vy9HQB2"),
     ReleasedCheckpoint("socialmae-ft-ndcme", "laughter", "NDC-ME",
-                       "laughter/smile classes; laughing = the class named 'laughter' (assumed order, see import)", 8),
+                       "laughter/smile classes; laughing = the class named 'laughter' (assumed order, see import)", 8,
+                       drive_id="1bjzz1oOF0vdvQ8fV3y5CU-Zxne1UeHpz"),
 )}
 
 
