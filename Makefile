@@ -41,9 +41,10 @@ demo: setup $(SAMPLE)
 	  $(VENV)/bin/socialmae-rt demo --source $(SAMPLE) --headless --record outputs/demo.mp4 --output outputs/demo.jsonl $(DEMO_ARGS); \
 	fi
 
-# The README's screenshot, drawn by the demo itself from the sample clip.
+# The README's screenshot, drawn by the demo itself from the sample clip (17 s in: the timeline
+# holds the face, the stretch without it and the face again).
 docs/demo.png: | setup $(SAMPLE)
-	$(VENV)/bin/socialmae-rt demo --source $(SAMPLE) --headless --snapshot $@ --snapshot-at 6.2 --duration 6.5
+	$(VENV)/bin/socialmae-rt demo --source $(SAMPLE) --headless --backend torch --snapshot $@ --snapshot-at 17.2 --duration 17.5
 
 # Backends x model sizes (table, outputs/bench.json + .png), then the pipeline around the model.
 bench: setup $(SAMPLE)

@@ -22,12 +22,19 @@ MODE_INPUTS = {
 }
 
 
+RANDOM_WEIGHTS = "random"  # BackendInfo.weights of a model made without weights (outputs meaningless)
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     name: str  # "torch", "torch-bf16", ...
     precision: str  # "fp32", "bf16", ...
     device: str  # "cpu", "cuda:0", ...
-    weights: str  # path, or "random" when no weights were given
+    weights: str  # path, or RANDOM_WEIGHTS when no weights were given
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights == RANDOM_WEIGHTS
 
 
 @dataclass

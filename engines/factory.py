@@ -12,7 +12,7 @@ from typing import Any, Callable
 from socialmae_rt.model.config import SocialMAEConfig
 from socialmae_rt.weights.bundle import parse_weights
 
-from .base import Backend, StatusCallback
+from .base import RANDOM_WEIGHTS, Backend, StatusCallback
 from .engine_cache import cache_root
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, se
         log.warning("exporting ONNX graphs to %s (once per set of weights): %s", directory, reason)
         if on_status is not None:
             on_status(f"exporting ONNX graphs to {directory} (once per set of weights)")
-        export = export_onnx(model, directory, preprocess, source=str(weights) if weights else "random")
+        export = export_onnx(model, directory, preprocess, source=str(weights) if weights else RANDOM_WEIGHTS)
     # Recorded before int8 is tried: a refused int8 build still leaves a findable fp32 export.
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_text(directory.name + "\n")

@@ -13,7 +13,7 @@ from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, load_any_checkpoint
 from socialmae_rt.threads import compute_threads, idle_threads_spin
 
-from .base import BackendInfo, BackendOutput
+from .base import RANDOM_WEIGHTS, BackendInfo, BackendOutput
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class TorchBackend:
             name="torch" if precision == "fp32" else f"torch-{precision}",
             precision=precision,
             device=str(self.device),
-            weights=str(weights) if weights is not None else "random",
+            weights=str(weights) if weights is not None else RANDOM_WEIGHTS,
         )
 
     def _autocast(self):

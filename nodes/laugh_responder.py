@@ -119,7 +119,7 @@ def node_help() -> str:
     from socialmae_rt.field_help import field_comments, parameter_table
 
     defaults, comments = LaughResponderConfig(), field_comments(LaughResponderConfig)
-    meanings = {"onset_topic": "laughter onsets to react to (std_msgs/String JSON)",
+    meanings = {"onset_topic": "laughter onsets to react to (std_msgs/Header: stamp = onset time, frame_id = face id)",
                 "command_topic": "where the behaviour command goes (std_msgs/String JSON)"}
     rows = [(f.name, type(getattr(defaults, f.name)).__name__, getattr(defaults, f.name),
              comments.get(f.name) or meanings.get(f.name, "")) for f in dataclasses.fields(LaughResponderConfig)]

@@ -135,8 +135,10 @@ class TopicSource:
 
     clock = "realtime"
 
-    def __init__(self, name: str, config: RosInputConfig, has_video: bool, has_audio: bool) -> None:
+    def __init__(self, name: str, config: RosInputConfig, has_video: bool, has_audio: bool,
+                 topics: tuple[str, ...] = ()) -> None:
         self.status = SourceStatus(name)
+        self.topics = topics  # resolved names, for messages a person reads
         self.config = config
         self.has_video = has_video
         self.has_audio = has_audio
@@ -195,7 +197,8 @@ class TopicSource:
         quiet_ns = time.monotonic_ns() - since
         if self.status.state is not SourceState.SILENT and quiet_ns > seconds_to_ns(self.config.silence_s):
             heard = "no message yet" if self._last_message_mono_ns is None else "no message"
-            self.status.set(SourceState.SILENT, f"{heard} for {quiet_ns / NS_PER_SECOND:.1f} s")
+            on = f" on {' or '.join(self.topics)}" if self.topics else ""
+            self.status.set(SourceState.SILENT, f"{heard}{on} for {quiet_ns / NS_PER_SECOND:.1f} s")
 
     def close(self) -> None:
         with self._ready:
@@ -256,14 +259,17 @@ class RosInputs:
         self.sources: list[TopicSource] = []
         self._frames = 0
         if video:
-            self.image = TopicSource("ros image", config, has_video=True, has_audio=False)
+            self.image = TopicSource("ros image", config, has_video=True, has_audio=False,
+                                     topics=(node.resolve_topic_name("image"),
+                                             node.resolve_topic_name("image/compressed")))
             node.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
                                      callback_group=callback_group)
             node.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
                                      qos_profile_sensor_data, callback_group=callback_group)
             self.sources.append(self.image)
         if audio:
-            self.audio = TopicSource("ros audio", config, has_video=False, has_audio=True)
+            self.audio = TopicSource("ros audio", config, has_video=False, has_audio=True,
+                                     topics=(node.resolve_topic_name("audio"),))
             self._stamper = AudioStamper()
             self._audio_info = None
             self._subscribe_audio(node, qos_profile_sensor_data, callback_group)

@@ -3,8 +3,13 @@
 Parameters are the `socialmae-rt run` flags (RunOptions fields, underscores: `source`, `mic`,
 `weights`, `model`, `backend`, `hop`, `realtime`, `zmq`, ...) plus the postprocessing settings
 (PostprocessConfig: `laughter_on`, `emotion_smoothing`, ...), one source of defaults for both,
-plus the ROS input settings (RosInputConfig, prefixed `input_`). Postprocessing parameters change
-at run time; the others are fixed once the node runs.
+plus the ROS input settings (RosInputConfig, prefixed `input_`), plus the node's own (NodeConfig:
+`exit_at_end`, `summary_every_s`). Postprocessing parameters change at run time; the others are
+fixed once the node runs.
+
+The log says what happens: the backend, the first result (how long it took, on what), a one-line
+summary every `summary_every_s`, every source that goes silent or fails (naming its topics), and
+the end of a file input (then exit 0 with `exit_at_end:=true`, else the node stays up).
 
 Inputs: its own camera/microphone/file (`source:=0`, `source:=clip.mp4`), or ROS topics with
 `source:=ros`: `image` (sensor_msgs/Image) and `image/compressed` (CompressedImage) with the
@@ -82,6 +87,21 @@ CONSOLE_ONLY = ("quiet",)
 POSTPROCESS_PARAMETERS = tuple(f.name for f in dataclasses.fields(PostprocessConfig) if f.name != "emotion_labels")
 _TYPES = {"str": Parameter.Type.STRING, "int": Parameter.Type.INTEGER, "float": Parameter.Type.DOUBLE,
           "bool": Parameter.Type.BOOL}
+# What a task publishes: named in the warning when the weights have no head for it.
+TASK_TOPICS = {"emotion": ("~/emotion",), "laughter": ("~/laughter", "~/laughter_onset"),
+               "personality": ("~/personality",)}
+
+
+@dataclasses.dataclass
+class NodeConfig:
+    """What only the node has (its other parameters are the run flags)."""
+
+    exit_at_end: bool = False  # when a file source ends: exit 0 (true), or stay up with /diagnostics (false)
+    summary_every_s: float = 60.0  # a one-line summary in the log this often (seconds; 0: none)
+
+    def __post_init__(self) -> None:
+        if self.summary_every_s < 0:
+            raise ValueError(f"summary_every_s must be >= 0 seconds (0: no summary), got {self.summary_every_s}")
 
 
 def run_option_parameters() -> list[tuple[str, Any, Parameter.Type]]:
@@ -99,6 +119,7 @@ def run_option_parameters() -> list[tuple[str, Any, Parameter.Type]]:
 def parameter_names() -> list[str]:
     """Every parameter the node declares (launch files and YAML configs may use only these)."""
     names = [name for name, _, _ in run_option_parameters()] + list(POSTPROCESS_PARAMETERS)
+    names += [f.name for f in dataclasses.fields(NodeConfig)]
     return names + [INPUT_PREFIX + f.name for f in dataclasses.fields(RosInputConfig)]
 
 
@@ -221,6 +242,7 @@ class HriExpressions:
 class SocialPerceptionNode(Node):
     def __init__(self, **node_options) -> None:
         super().__init__(NODE_NAME, **node_options)
+        self._started = time.monotonic()
         for name, default, kind in run_option_parameters():
             self.declare_parameter(name, default if default is not None else kind)
         post_defaults = PostprocessConfig()
@@ -230,8 +252,13 @@ class SocialPerceptionNode(Node):
         input_defaults = RosInputConfig()
         for field in dataclasses.fields(RosInputConfig):
             self.declare_parameter(INPUT_PREFIX + field.name, getattr(input_defaults, field.name))
+        node_defaults = NodeConfig()
+        for field in dataclasses.fields(NodeConfig):
+            self.declare_parameter(field.name, getattr(node_defaults, field.name))
         reject_unknown_parameters(self)
         self.options = self._options_from_parameters()
+        self.node_config = NodeConfig(**{f.name: self.get_parameter(f.name).value for f in dataclasses.fields(NodeConfig)})
+        self._first_result_logged = False
         self.input_config = RosInputConfig(**{f.name: self.get_parameter(INPUT_PREFIX + f.name).value
                                               for f in dataclasses.fields(RosInputConfig)})
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -240,17 +267,24 @@ class SocialPerceptionNode(Node):
         self.exit_code = 0
         self.exit_on_failure = False  # main(): a fatal error shuts the process down (exit code 1)
         self.ros_inputs = None
-        # a first build (export, IR, int8 calibration) happens before any input is taken in
-        self.backend = backend_before_capture(self.options, on_status=self.get_logger().info)
         ros_video, ros_audio = ros_input_streams(self.options)
+        # The input is opened first (a missing camera or file is said at once, before any model
+        # loads), then a first build (export, IR, int8 calibration) happens before any input is
+        # taken in, then capture starts: the first window fills while a light model loads.
+        opened = [] if ros_video else open_sources(build_sources(self.options))
+        try:
+            self.backend = backend_before_capture(self.options, on_status=self.get_logger().info)
+        except BaseException:
+            close_all(opened)
+            raise
         if ros_video:
             self.ros_inputs = RosInputs(self, self.input_config, video=True, audio=ros_audio,
                                         log_error=self.get_logger().error,
                                         callback_group=MutuallyExclusiveCallbackGroup(),
                                         max_frame_side=self.options.max_frame_side)
             self.sources = list(self.ros_inputs.sources)
-        else:  # capture starts now; the first window fills while the model loads
-            self.sources = start_capture(open_sources(build_sources(self.options)))
+        else:
+            self.sources = start_capture(opened)
         self._last_states = {s.status.name: s.status.state for s in self.sources}
         self.sinks = [RosSink(self, self.options.embedding)]
         try:
@@ -265,15 +299,18 @@ class SocialPerceptionNode(Node):
             raise
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
+        if self.node_config.summary_every_s:
+            self.create_timer(self.node_config.summary_every_s, self._log_summary)
         self.worker = threading.Thread(target=self._run, name="social-perception-pipeline", daemon=True)
         self.worker.start()
         info = self.pipeline.backend.info
         self.get_logger().info(f"running {info.name} ({info.precision}) on {self.options.source}")
         served, missing = served_tasks(self.pipeline.backend)
         if missing:  # a subscriber cannot tell "no laughter" from "no laughter head": say it once
+            silent = [topic for task in missing for topic in TASK_TOPICS[task]]
             self.get_logger().warning(
                 f"serving {', '.join(served) or 'no task'}; the weights have no {', '.join(missing)} head, so "
-                f"{', '.join('~/' + task for task in missing)} will not publish (give a bundle with those tasks)")
+                f"{', '.join(silent)} will not publish (give a bundle with those tasks)")
 
     def _value(self, name: str) -> Any:
         try:
@@ -316,6 +353,20 @@ class SocialPerceptionNode(Node):
         failed = [s.status for s in self.sources if s.status.state is SourceState.FAILED]
         if not self._stop_requested.is_set() and failed and len(failed) == len(self.sources):
             self._fail("no source left: " + "; ".join(f"{s.name}: {s.detail}" for s in failed))
+        elif not self._stop_requested.is_set():
+            self._input_ended()
+
+    def _input_ended(self) -> None:
+        """A file source reached its end: say so plainly, then exit 0 or stay up (exit_at_end)."""
+        status = self.pipeline.status(self.sources)
+        said = (f"input ended ({self.options.source}): {status['windows']} windows, {status['results']} records; "
+                + ("exiting (exit_at_end)" if self.node_config.exit_at_end else
+                   "staying up with /diagnostics (set exit_at_end:=true to exit when the input ends)"))
+        self.get_logger().info(said)
+        if self.node_config.exit_at_end:
+            self.exit_code = 0
+            self._publish_diagnostics()
+            rclpy.shutdown(context=self.context)
 
     def _fail(self, cause: str) -> None:
         """Perception is over for good: /diagnostics says ERROR with the cause, and a node started
@@ -340,9 +391,30 @@ class SocialPerceptionNode(Node):
             elif state is SourceState.RUNNING and before in (SourceState.SILENT, SourceState.FAILED):
                 self.get_logger().info(f"{source.status.name} delivering again")
 
+    def _log_first_result(self, status: dict[str, Any]) -> None:
+        if self._first_result_logged or not status["results"]:
+            return
+        self._first_result_logged = True
+        backend = status["backend"]
+        p50 = status["latency_ms_p50"]
+        self.get_logger().info(
+            f"first result {time.monotonic() - self._started:.1f} s after start, on {backend['name']} "
+            f"({backend['precision']}){'' if p50 is None else f', latency {p50:.0f} ms'}: {status['last']}")
+
+    def _log_summary(self) -> None:
+        status = self.pipeline.status(self.sources)
+        p50, p95 = status["latency_ms_p50"], status["latency_ms_p95"]
+        latency = "n/a" if p50 is None else f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+        sources = ", ".join(f"{s['name']} {s['state']}" for s in status["sources"])
+        self.get_logger().info(
+            f"{status['windows']} windows ({status['windows_per_s']:.2f}/s), {status['results']} records, "
+            f"{status['skipped_windows']} skipped; latency {latency}; {status['backend']['name']}; {sources}; "
+            f"last: {status['last']}")
+
     def _publish_diagnostics(self) -> None:
         self._log_source_changes()
         status = self.pipeline.status(self.sources)
+        self._log_first_result(status)
         level, message = (DiagnosticStatus.ERROR, f"perception stopped: {self.fatal}") if self.fatal else health(status)
         served, missing = served_tasks(self.pipeline.backend)
         values = {
@@ -446,6 +518,9 @@ def node_help() -> str:
     rows += [(name, type(getattr(post, name)).__name__, getattr(post, name),
               (post_comments.get(name) or "smoothing weight of the previous value") + " (changes at run time)")
              for name in POSTPROCESS_PARAMETERS]
+    node, node_comments = NodeConfig(), field_comments(NodeConfig)
+    rows += [(f.name, type(getattr(node, f.name)).__name__, getattr(node, f.name), node_comments.get(f.name, ""))
+             for f in dataclasses.fields(NodeConfig)]
     inputs, input_comments = RosInputConfig(), field_comments(RosInputConfig)
     rows += [(INPUT_PREFIX + f.name, type(getattr(inputs, f.name)).__name__, getattr(inputs, f.name),
               input_comments.get(f.name, "")) for f in dataclasses.fields(RosInputConfig)]

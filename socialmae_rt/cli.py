@@ -28,6 +28,7 @@ def _info(args: argparse.Namespace) -> int:
         members = [(e.task, e.path) for e in spec.entries] or [("checkpoint", spec.single)]
         profiles = []
         for name, path in members:
+            print(f"info: loading {path} and counting its FLOPs ...", file=sys.stderr, flush=True)
             model = load_any_checkpoint(path, config).model
             profiles.append((name, count_parameters(model), {m: count_gflops(model, m) for m in Modality}))
             labels = {head: model.config.head_labels.get(head) for head in model.config.head_sizes}
@@ -39,6 +40,7 @@ def _info(args: argparse.Namespace) -> int:
         names = sorted(MODEL_VARIANTS, key=lambda n: -MODEL_VARIANTS[n]["embed_dim"]) if args.model == "all" else [args.model]
         profiles = []
         for name in names:
+            print(f"info: building a {name} model and counting its FLOPs ...", file=sys.stderr, flush=True)
             profile = profile_config(name, SocialMAEConfig.variant(name, num_classes=args.num_classes))
             profiles.append((name, profile.parameters, profile.gflops))
     if args.json:
@@ -60,6 +62,7 @@ def _info(args: argparse.Namespace) -> int:
     from socialmae_rt.engines.adaptive import plan
     from socialmae_rt.runner import RunOptions, model_config_for
 
+    print("info: looking at this CPU, the installed runtimes and the engine cache ...", file=sys.stderr, flush=True)
     cpu = CpuDescription.this_machine()
     installed = Installed.here()
     name, why = choose_backend(cpu, installed)

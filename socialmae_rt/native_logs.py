@@ -10,6 +10,7 @@ import os
 import sys
 
 KEEP_ENV = "SOCIALMAE_RT_NATIVE_LOGS"
+OPENCV_LOG_SILENT = 0  # cv::utils::logging::LOG_LEVEL_SILENT
 
 
 @contextlib.contextmanager
@@ -29,3 +30,20 @@ def native_stderr_muted():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def opencv_logs_muted():
+    """OpenCV's own log lines ("[ WARN:0@0.1] global cap_v4l.cpp ... can't open camera by index")
+    off for the block: the caller says what failed in its own words. Process-wide: keep it short."""
+    if os.environ.get(KEEP_ENV):
+        yield
+        return
+    import cv2
+
+    previous = cv2.getLogLevel()
+    cv2.setLogLevel(OPENCV_LOG_SILENT)
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(previous)

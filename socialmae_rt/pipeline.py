@@ -330,6 +330,7 @@ class Pipeline:
                     NOT_THE_SPEAKER if hears is not None and not hears[row]
                     else window.problem or self.expect.reason or None),
                 speaking=window.speaking.get(face_id),
+                random_weights=self.backend.info.random_weights,
             )
             self._emit(record, [] if self._room_laughter is not None else perceived.events)
             records.append(record)

@@ -43,6 +43,7 @@ class SocialPerception:
     embedding: list[float] | None = None
     degraded: str | None = None  # why a stream is missing (source failed, stalled, no track), else None
     speaking: Any = None  # speakers.Speaking when speaker attribution is on, else None (not in the JSON)
+    random_weights: bool = False  # the model had no weights: every figure here is meaningless
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,6 +69,7 @@ class SocialPerception:
             "window_fill": self.window_fill,
             "latency_ms": self.latency.to_json(),
             "degraded": self.degraded,
+            "random_weights": self.random_weights,
         }
         if include_embedding and self.embedding is not None:
             record["embedding"] = self.embedding

@@ -6,9 +6,11 @@ live here as fixtures.
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -593,3 +595,74 @@ def bundle_dir(tmp_path, released_files) -> Path:
 def released_layout():
     """(task, size='tiny', width=None) -> the SocialMAEConfig a released-format test file is made with."""
     return released_config
+
+
+# Google Drive on loopback (tests/weights/test_download.py, tests/test_readme.py) ---------------------
+
+class _Drive(http.server.BaseHTTPRequestHandler):
+    """Answers like Google Drive for large files: `/uc?export=download&id=ID` gives the "can't scan
+    this file for viruses" page, whose form (action on another path, as drive.usercontent.google.com
+    is another host) gives the file. `files`: id -> bytes; `only_pages`: every answer is a page."""
+
+    files: dict[str, bytes] = {}
+    only_pages = [False]
+    requests: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802
+        import urllib.parse
+
+        url = urllib.parse.urlparse(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        type(self).requests.append(self.path)
+        if type(self).only_pages[0]:
+            return self._page("<html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users "
+                              "have viewed or downloaded this file recently.</body></html>")
+        if url.path == "/uc" and query.get("id") in self.files:
+            port = self.server.server_address[1]
+            return self._page(
+                '<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
+                '<p>Google Drive can&#39;t scan this file for viruses.</p>'
+                f'<form id="download-form" action="http://127.0.0.1:{port}/download" method="get">'
+                '<input type="submit" id="uc-download-link" value="Download anyway"/>'
+                f'<input type="hidden" name="id" value="{query["id"]}">'
+                '<input type="hidden" name="export" value="download">'
+                '<input type="hidden" name="confirm" value="t">'
+                '<input type="hidden" name="uuid" value="0c8f1a52-test"></form></body></html>')
+        if url.path == "/download" and query.get("confirm") == "t" and query.get("uuid") == "0c8f1a52-test":
+            body = self.files[query["id"]]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Disposition", f'attachment; filename="{query["id"]}.pth"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(404)
+        self.end_headers()
+
+    def _page(self, text: str) -> None:
+        body = text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_drive(monkeypatch):
+    """A server on 127.0.0.1 that answers like Google Drive; $SOCIALMAE_RT_DRIVE_URL points at it."""
+    from socialmae_rt.weights.google_drive import DRIVE_URL_ENV
+
+    _Drive.files, _Drive.only_pages[0] = {}, False
+    _Drive.requests.clear()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Drive)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(DRIVE_URL_ENV, f"http://127.0.0.1:{httpd.server_address[1]}/uc")
+    yield _Drive
+    httpd.shutdown()
+    httpd.server_close()

@@ -35,6 +35,10 @@ def test_info_checks_a_checkpoint(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "loaded strictly; heads {'emotion': 6, 'laughter': 1}" in result.stdout
     assert "checkpoint" in result.stdout
+    # says what it does while it loads, then what runs now and what may replace it
+    assert f"info: loading {path} and counting its FLOPs" in result.stderr
+    assert "info: looking at this CPU, the installed runtimes and the engine cache" in result.stderr
+    assert f"with these weights ({path}), from this cache: runs " in result.stdout
 
 
 def test_bad_checkpoint_is_one_clear_line(tmp_path):

@@ -30,7 +30,7 @@ TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, ext
 FPS = 10
 RATE = 16000
 RESULT_KEYS = {"schema", "face_id", "window_start_ns", "window_end_ns", "modality", "emotion", "laughter",
-               "personality", "window_fill", "latency_ms"}
+               "personality", "window_fill", "latency_ms", "random_weights"}
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,7 @@ def test_offline_file_gives_every_window_and_switches_to_audio_when_the_face_lea
     records = read_jsonl(tmp_path / "r.jsonl")
     results = [r for r in records if r["schema"] == RESULT_SCHEMA]
     assert all(RESULT_KEYS <= r.keys() for r in results)
+    assert all(r["random_weights"] is True for r in results)  # made without weights: the records say so
     ends = [r["window_end_ns"] for r in results]
     # Every 0.5 s from 4.0 s to the end of the data, once each, 4 s long.
     assert ends == [seconds_to_ns(4.0 + 0.5 * i) for i in range(len(ends))] and len(ends) >= 8

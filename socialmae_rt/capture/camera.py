@@ -19,6 +19,7 @@ import cv2
 
 from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE, fit_frame
 from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState, SourceStatus, VideoFrame
+from socialmae_rt.native_logs import opencv_logs_muted
 
 # How often the iterator wakes while waiting for a frame, to notice close() and stalls.
 POLL_INTERVAL_S = 0.02
@@ -327,7 +328,8 @@ def _open_within(device: int | str, timeout_s: float) -> cv2.VideoCapture | None
 
     def attempt() -> None:
         try:
-            capture = cv2.VideoCapture(device)
+            with opencv_logs_muted():  # our error says what failed; OpenCV's lines would only repeat it
+                capture = cv2.VideoCapture(device)
         except cv2.error:
             capture = cv2.VideoCapture()  # an unopened capture: the caller reports "could not open"
         with lock:

@@ -182,6 +182,7 @@ class DemoView:
         self.renderer = OverlayRenderer(options.overlay)
         self.has_video = any(s.has_video for s in sources)
         self.has_audio = any(s.has_audio for s in sources)
+        self.live_devices = options.source is None  # a camera (and its microphone), not a file
         info = pipeline.backend.info
         self.backend_name = f"{info.name} {info.precision} {info.device}"
         self.seq = 0  # last frame drawn
@@ -231,7 +232,7 @@ class DemoView:
         if self.paused and self.last_canvas is not None:
             canvas = self.last_canvas  # the view holds still; perception goes on
         else:
-            canvas = self.renderer.render(bgr, snapshot.faces, self._status_view(snapshot))
+            canvas = self.renderer.render(bgr, snapshot.faces, self._status_view(snapshot), snapshot.timeline)
             self.last_canvas, self._last_inputs = canvas, (bgr, snapshot)
         self.frames_drawn += 1
         self.drawn_at.append(time.monotonic())
@@ -269,6 +270,7 @@ class DemoView:
             mic_level_dbfs=snapshot.mic_level_dbfs if self.has_audio else None,
             notices=tuple(self.notices) + tuple(_source_notices(status)),
             paused=self.paused,
+            audio_label="mic" if self.live_devices else "audio",  # a file's sound is not a microphone
         )
 
     # Outputs -----------------------------------------------------------------------------------------
@@ -301,7 +303,7 @@ class DemoView:
             self.paused = not self.paused
             if self.paused and self._last_inputs is not None:
                 bgr, snapshot = self._last_inputs  # the held frame, drawn once more marked PAUSED
-                self.last_canvas = self.renderer.render(bgr, snapshot.faces, self._status_view(snapshot))
+                self.last_canvas = self.renderer.render(bgr, snapshot.faces, self._status_view(snapshot), snapshot.timeline)
         elif key == SCREENSHOT_KEY and self.last_canvas is not None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             name = f"socialmae-demo-{stamp}-{len(self.screenshots) + 1}.png"

@@ -12,6 +12,7 @@ Nothing here waits on inference, so the overlay runs at camera rate however slow
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from socialmae_rt.postprocess import LaughterEvent, LaughterEventKind
 from socialmae_rt.results import SocialPerception
 
 from .overlay import FaceView
+from .timeline import Timeline, TimelineView
 
 SILENCE_DBFS = -120.0  # level of an all-zero chunk (log of 0 has no value)
 PENDING_AUDIO_S = 2.0  # audio kept for a recorder that starts at the first frame
@@ -43,6 +45,7 @@ class BoardSnapshot:
     last_record: SocialPerception | None
     mic_level_dbfs: float | None  # None: no audio has arrived
     status: dict[str, Any] | None
+    timeline: TimelineView | None = None  # the last seconds per face
 
 
 def level_dbfs(samples: np.ndarray) -> float:
@@ -54,8 +57,10 @@ def level_dbfs(samples: np.ndarray) -> float:
 
 
 class PerceptionBoard:
-    def __init__(self, tracker=None, flash_s: float = 1.0, box_hold_s: float = BOX_HOLD_S) -> None:
+    def __init__(self, tracker=None, flash_s: float = 1.0, box_hold_s: float = BOX_HOLD_S,
+                 timeline: Timeline | None = None) -> None:
         self.tracker = tracker  # the pipeline's FaceTracker: boxes come from its live tracks
+        self.timeline = timeline or Timeline()
         self.flash_ns = int(flash_s * NS_PER_SECOND)
         self.box_hold_ns = int(box_hold_s * NS_PER_SECOND)
         self._lock = threading.Lock()
@@ -115,6 +120,7 @@ class PerceptionBoard:
 
     # Sink side (inference thread) ---------------------------------------------------------------
     def write_result(self, result: SocialPerception) -> None:
+        self.timeline.add(result)
         with self._lock:
             self._results[result.face_id] = result
             self._last_record = result
@@ -124,6 +130,7 @@ class PerceptionBoard:
     def write_event(self, event: LaughterEvent) -> None:
         if event.kind is not LaughterEventKind.ONSET:
             return
+        self.timeline.onset(event.face_id, event.time_ns)
         with self._lock:
             # Flash from when the onset reaches the screen, on the capture clock (also right offline).
             now = self._latest_stamp_ns if self._latest_stamp_ns is not None else event.window_end_ns
@@ -156,5 +163,7 @@ class PerceptionBoard:
             audio_only = self._results.get(None)
             if audio_only is not None and audio_only.window_end_ns == self._latest_window_end_ns:
                 faces.append(FaceView(None, None, audio_only, flash=now < self._flash_until_ns.get(None, -1)))
-            return BoardSnapshot(self._frame, self._frame_seq, tuple(faces), self._last_record,
-                                 self._level_dbfs, self._status)
+            snapshot = BoardSnapshot(self._frame, self._frame_seq, tuple(faces), self._last_record,
+                                     self._level_dbfs, self._status)
+        # The timeline runs on window ends: `now` is the newest one (records come a window late).
+        return dataclasses.replace(snapshot, timeline=self.timeline.view())

@@ -10,6 +10,9 @@ Canvas geometry (all sizes in pixels; H, W = frame size):
     |  boxes + "face <id>"    |  panel face 2  |   fit are counted as "+N more"
     |                         |  +N more       |
     +-------------------------+----------------+
+    | timeline: the last 30 s per face, -30 s ... now           |   `timeline_height` tall: one
+    |  face 1  [top emotion band][laughter area, onsets][speaking]|   lane per face (at most
+    +------------------------------------------+                   `timeline_lanes`)
     | status strip: backend | win/s | ms ...  mic [=====    ] |   `strip_height` tall
     +------------------------------------------+
 
@@ -32,10 +35,14 @@ from socialmae_rt.messages import FaceBox
 from socialmae_rt.postprocess import EMOTION_LABELS, PERSONALITY_TRAITS
 from socialmae_rt.results import SocialPerception
 
+from .timeline import TimelineView
+
 BGR = tuple[int, int, int]
 
 MODALITY_TAGS = {"audiovisual": "AV", "audio": "audio-only", "video": "video-only"}
 AUDIO_ONLY_TITLE = "audio only (no face)"
+GROUP_HEADINGS = ("EMOTION", "LAUGHTER", "PERSONALITY")  # above each group of rows in a panel
+TIMELINE_TICKS_S = (30, 20, 10)  # seconds before now, labelled on the timeline's header
 WAITING_TEXT = "waiting for first window"
 MISSING_TEXT = "n/a"
 
@@ -74,8 +81,17 @@ class OverlayConfig:
 
     panel_width: int = 280  # the column right of the frame
     strip_height: int = 30  # the status strip under frame + column
-    row_height: int = 14  # one text/bar row inside a panel
-    bar_height: int = 9  # bar thickness within its row
+    row_height: int = 13  # one text/bar row inside a panel
+    bar_height: int = 8  # bar thickness within its row
+    heading_height: int = 10  # a group heading (EMOTION, LAUGHTER, PERSONALITY) inside a panel
+    heading_font_scale: float = 0.3
+    timeline_lanes: int = 3  # faces the timeline shows at once (the most recently seen)
+    timeline_header_height: int = 15  # the row of time labels (the canvas height stays even: H.264 needs it)
+    timeline_label_width: int = 70  # "face 12" left of each lane
+    emotion_band_height: int = 8  # per lane: the top emotion's colour over time ...
+    laughter_band_height: int = 16  # ... the laughter probability as an area, onsets as lines ...
+    speaking_band_height: int = 3  # ... and when the face speaks (with --speakers)
+    timeline_max_hold_s: float = 2.0  # a record fills the timeline until the next one, at most this long
     panel_padding: int = 6  # inside a panel, around its rows
     panel_gap: int = 4  # between panels and around them in the column
     label_width: int = 114  # text column left of the bars ("conscientiousness" is 108 px at 0.38)
@@ -99,7 +115,12 @@ class OverlayConfig:
     personality_colour: BGR = (200, 170, 60)
     laughter_idle_colour: BGR = (150, 110, 200)
     laughter_laughing_colour: BGR = (0, 140, 255)
-    laughter_flash_colour: BGR = (255, 255, 255)  # the meter's track while a laughter onset flashes
+    laughter_flash_colour: BGR = (255, 255, 255)  # the meter's outline while a laughter onset flashes
+    onset_colour: BGR = (255, 255, 255)  # a laughter onset on the timeline
+    speaking_colour: BGR = (80, 200, 80)
+    timeline_background: BGR = (28, 28, 28)
+    heading_colour: BGR = (130, 130, 130)
+    winner_text_colour: BGR = (0, 0, 0)  # the top emotion's label, on a chip of its colour
     face_palette: tuple[BGR, ...] = field(default_factory=_default_face_palette)
     audio_only_colour: BGR = (200, 200, 200)  # the audio-only panel's header (it has no box)
     notice_background: BGR = (0, 0, 170)
@@ -118,6 +139,13 @@ class OverlayConfig:
             "value_width": self.value_width,
             "box_thickness": self.box_thickness,
             "mic_meter_width": self.mic_meter_width,
+            "heading_height": self.heading_height,
+            "timeline_lanes": self.timeline_lanes,
+            "timeline_header_height": self.timeline_header_height,
+            "timeline_label_width": self.timeline_label_width,
+            "emotion_band_height": self.emotion_band_height,
+            "laughter_band_height": self.laughter_band_height,
+            "speaking_band_height": self.speaking_band_height,
         }
         for name, value in sizes.items():
             if value <= 0:
@@ -154,6 +182,8 @@ class OverlayConfig:
             raise ValueError(f"OverlayConfig.track_colour {self.track_colour} equals a bar fill colour")
         if tuple(self.laughter_flash_colour) == tuple(self.laughter_laughing_colour):
             raise ValueError("OverlayConfig.laughter_flash_colour must differ from laughter_laughing_colour")
+        if not self.timeline_max_hold_s > 0:
+            raise ValueError(f"OverlayConfig.timeline_max_hold_s must be > 0, got {self.timeline_max_hold_s}")
 
     @property
     def bar_width(self) -> int:
@@ -163,9 +193,17 @@ class OverlayConfig:
 
     @property
     def panel_height(self) -> int:
-        # rows: title, detail (degraded / waiting), 6 emotions, laughter, 5 traits
+        # rows: title, detail (degraded / waiting), 6 emotions, laughter, 5 traits; a heading per group
         rows = 2 + len(EMOTION_LABELS) + 1 + len(PERSONALITY_TRAITS)
-        return rows * self.row_height + 2 * self.panel_padding
+        return rows * self.row_height + len(GROUP_HEADINGS) * self.heading_height + 2 * self.panel_padding
+
+    @property
+    def lane_height(self) -> int:
+        return self.emotion_band_height + self.laughter_band_height + self.speaking_band_height + 4  # 1 px gaps + 1 below
+
+    @property
+    def timeline_height(self) -> int:
+        return self.timeline_header_height + self.timeline_lanes * self.lane_height + 2
 
     def face_colour(self, face_id: int | None) -> BGR:
         """Stable colour per face id: the same id gets the same colour on every frame."""
@@ -194,6 +232,7 @@ class StatusView:
     mic_level_dbfs: float | None  # None: no microphone
     notices: tuple[str, ...] = ()  # drawn as a banner at the top of the frame
     paused: bool = False
+    audio_label: str = "mic"  # the level meter's name: "mic" for a microphone, "audio" for a file's sound
 
 
 @dataclass(frozen=True)
@@ -218,6 +257,7 @@ class PanelLayout:
     emotion: dict[str, Bar]
     laughter: Bar
     personality: dict[str, Bar]
+    headings: tuple[tuple[str, int], ...] = ()  # (text, top y) of each group heading
 
 
 @dataclass(frozen=True)
@@ -226,6 +266,7 @@ class OverlayLayout:
     frame_rect: tuple[int, int, int, int]  # x, y, w, h
     column_rect: tuple[int, int, int, int]
     strip_rect: tuple[int, int, int, int]
+    timeline_rect: tuple[int, int, int, int]  # x, y, w, h: under the frame and column, above the strip
     panels: tuple[PanelLayout, ...]  # the first len(panels) faces, in the order given
     hidden_faces: int  # faces that did not fit: the column says "+N more"
     more_origin: tuple[int, int] | None  # text origin (x, baseline y) of "+N more"; None: all fit
@@ -247,7 +288,8 @@ class OverlayRenderer:
 
     def canvas_size(self, frame_height: int, frame_width: int) -> tuple[int, int]:
         """(height, width) of the canvas for frames of this size, whatever the faces."""
-        return frame_height + self.config.strip_height, frame_width + self.config.panel_width
+        return (frame_height + self.config.timeline_height + self.config.strip_height,
+                frame_width + self.config.panel_width)
 
     def layout(self, frame_height: int, frame_width: int, face_ids: Sequence[int | None]) -> OverlayLayout:
         if frame_height <= 0 or frame_width <= 0:
@@ -270,11 +312,12 @@ class OverlayRenderer:
             canvas_size=(canvas_h, canvas_w),
             frame_rect=(0, 0, frame_width, frame_height),
             column_rect=(frame_width, 0, cfg.panel_width, frame_height),
-            strip_rect=(0, frame_height, canvas_w, cfg.strip_height),
+            strip_rect=(0, frame_height + cfg.timeline_height, canvas_w, cfg.strip_height),
+            timeline_rect=(0, frame_height, canvas_w, cfg.timeline_height),
             panels=panels,
             hidden_faces=len(face_ids) - shown,
             more_origin=more_origin,
-            mic_meter=self._mic_meter_bar(frame_height, canvas_w),
+            mic_meter=self._mic_meter_bar(frame_height + cfg.timeline_height, canvas_w),
         )
 
     def _panel_layout(self, face_id: int | None, x: int, y: int) -> PanelLayout:
@@ -282,16 +325,23 @@ class OverlayRenderer:
         bar_x = x + cfg.panel_padding + cfg.label_width
         bar_dy = (cfg.row_height - cfg.bar_height) // 2  # centre the bar in its row
 
-        def bar(row: int) -> Bar:
-            return Bar(bar_x, y + cfg.panel_padding + row * cfg.row_height + bar_dy, cfg.bar_width, cfg.bar_height)
+        def bar(row: int, headings: int) -> Bar:
+            top = y + cfg.panel_padding + row * cfg.row_height + headings * cfg.heading_height
+            return Bar(bar_x, top + bar_dy, cfg.bar_width, cfg.bar_height)
+
+        def heading_top(row: int, headings: int) -> int:
+            return y + cfg.panel_padding + row * cfg.row_height + headings * cfg.heading_height
 
         first = 2  # rows 0, 1: title and detail line
-        emotion = {label: bar(first + i) for i, label in enumerate(EMOTION_LABELS)}
-        laughter = bar(first + len(EMOTION_LABELS))
-        first_trait = first + len(EMOTION_LABELS) + 1
-        personality = {trait: bar(first_trait + i) for i, trait in enumerate(PERSONALITY_TRAITS)}
+        emotion = {label: bar(first + i, 1) for i, label in enumerate(EMOTION_LABELS)}
+        laughter_row = first + len(EMOTION_LABELS)
+        laughter = bar(laughter_row, 2)
+        first_trait = laughter_row + 1
+        personality = {trait: bar(first_trait + i, 3) for i, trait in enumerate(PERSONALITY_TRAITS)}
+        headings = ((GROUP_HEADINGS[0], heading_top(first, 0)), (GROUP_HEADINGS[1], heading_top(laughter_row, 1)),
+                    (GROUP_HEADINGS[2], heading_top(first_trait, 2)))
         rect = (x, y, cfg.panel_width - 2 * cfg.panel_gap, cfg.panel_height)
-        return PanelLayout(face_id, rect, emotion, laughter, personality)
+        return PanelLayout(face_id, rect, emotion, laughter, personality, headings)
 
     def _mic_meter_bar(self, frame_height: int, canvas_w: int) -> Bar | None:
         cfg = self.config
@@ -318,8 +368,10 @@ class OverlayRenderer:
 
     # -- rendering -------------------------------------------------------------------------------
 
-    def render(self, frame_bgr: np.ndarray, faces: Sequence[FaceView], status: StatusView) -> np.ndarray:
-        """A new uint8 [H + strip_height, W + panel_width, 3] canvas; `frame_bgr` is not modified."""
+    def render(self, frame_bgr: np.ndarray, faces: Sequence[FaceView], status: StatusView,
+               timeline: TimelineView | None = None) -> np.ndarray:
+        """A new uint8 [H + timeline_height + strip_height, W + panel_width, 3] canvas; `frame_bgr`
+        is not modified. `timeline`: the last seconds per face (None: an empty timeline)."""
         check_bgr_frame(frame_bgr)
         frame_h, frame_w = frame_bgr.shape[:2]
         face_ids = tuple(face.face_id for face in faces)
@@ -338,6 +390,8 @@ class OverlayRenderer:
         self._draw_notices(canvas, status.notices, frame_h, frame_w)
         if status.paused:
             self._draw_paused(canvas, frame_h, frame_w)
+        if timeline is not None:
+            self._draw_timeline(canvas, layout, timeline)
         self._draw_strip(canvas, layout, status)
         return canvas
 
@@ -356,6 +410,7 @@ class OverlayRenderer:
         static = np.empty((*layout.canvas_size, 3), dtype=np.uint8)  # frame area left unset: never copied
         static[:frame_h, frame_w:] = cfg.column_background
         static[frame_h:] = cfg.strip_background
+        self._draw_timeline_static(static, layout)
         for panel in layout.panels:
             self._draw_panel_static(static, panel)
         if layout.more_origin is not None:
@@ -410,15 +465,24 @@ class OverlayRenderer:
         for label, bar in rows:
             canvas[bar.y : bar.y + bar.height, bar.x : bar.x + bar.width] = cfg.track_colour
             self._draw_label(canvas, bar, label, cfg.text_colour)
+        for text, top in panel.headings:
+            baseline = top + cfg.heading_height - 2
+            self._text(canvas, text, (x + cfg.panel_padding, baseline), cfg.heading_colour, cfg.heading_font_scale)
+            (text_w, _), _ = cv2.getTextSize(text, _FONT, cfg.heading_font_scale, 1)
+            line_y = top + cfg.heading_height // 2
+            canvas[line_y, x + cfg.panel_padding + text_w + 4 : x + width - cfg.panel_padding] = cfg.heading_colour
 
     def _draw_panel(self, canvas: np.ndarray, panel: PanelLayout, face: FaceView) -> None:
         """What changes per frame on top of the static panel: tag, detail line, fills, values."""
         cfg = self.config
         x, y, width, _ = panel.rect
         result = face.result
-        if face.flash:  # a laughter onset: the whole meter track lights up
+        if face.flash:  # a laughter onset: an outline lights up around the meter (its track stays dark)
             bar = panel.laughter
-            canvas[bar.y : bar.y + bar.height, bar.x : bar.x + bar.width] = cfg.laughter_flash_colour
+            top, bottom = bar.y - 2, bar.y + bar.height + 1
+            left, right = bar.x - 2, bar.x + bar.width + 1
+            canvas[top, left : right + 1] = canvas[bottom, left : right + 1] = cfg.laughter_flash_colour
+            canvas[top : bottom + 1, left] = canvas[top : bottom + 1, right] = cfg.laughter_flash_colour
         text_x = x + cfg.panel_padding
         row_top = y + cfg.panel_padding
         detail_origin = (text_x, row_top + cfg.row_height + self._baseline_offset(cfg.row_height))
@@ -439,14 +503,14 @@ class OverlayRenderer:
         for label, bar in panel.emotion.items():
             value = None if emotion is None else emotion.get(label)
             self._draw_value(canvas, bar, value, cfg.emotion_colours[label])
-        if top is not None and top[0] in panel.emotion:  # highlight the top emotion's label
-            self._draw_label(canvas, panel.emotion[top[0]], top[0], cfg.emotion_colours[top[0]], clear=True)
+        if top is not None and top[0] in panel.emotion:  # the top emotion: its label on a chip of its colour
+            self._draw_chip(canvas, panel.emotion[top[0]], top[0], cfg.emotion_colours[top[0]])
 
         laughing = bool(result.laughing)
         fill = cfg.laughter_laughing_colour if laughing else cfg.laughter_idle_colour
         self._draw_value(canvas, panel.laughter, result.laughter_probability, fill)
         if laughing:
-            self._draw_label(canvas, panel.laughter, "LAUGHING", cfg.laughter_laughing_colour, clear=True)
+            self._draw_chip(canvas, panel.laughter, "LAUGHING", cfg.laughter_laughing_colour)
 
         traits = result.personality
         for trait, bar in panel.personality.items():
@@ -470,6 +534,79 @@ class OverlayRenderer:
             row_top = bar.y - (cfg.row_height - cfg.bar_height) // 2
             canvas[row_top : row_top + cfg.row_height, left : bar.x] = cfg.panel_background
         self._text(canvas, text, (left, self._bar_baseline(bar)), colour)
+
+    def _draw_chip(self, canvas: np.ndarray, bar: Bar, text: str, colour: BGR) -> None:
+        """A row's label in dark text on a rectangle of `colour`: the row that wins stands out
+        whatever its colour (a light grey "neutral" included)."""
+        cfg = self.config
+        left = bar.x - cfg.label_width
+        row_top = bar.y - (cfg.row_height - cfg.bar_height) // 2
+        canvas[row_top : row_top + cfg.row_height, left - 2 : bar.x - 4] = colour
+        self._text(canvas, text, (left, self._bar_baseline(bar)), cfg.winner_text_colour)
+
+    # -- the timeline ------------------------------------------------------------------------------
+
+    def timeline_plot(self, layout: OverlayLayout) -> tuple[int, int]:
+        """(x of the timeline's left edge, its width): the span's oldest instant to now."""
+        cfg = self.config
+        x, _, width, _ = layout.timeline_rect
+        left = x + cfg.panel_padding + cfg.timeline_label_width
+        return left, x + width - cfg.panel_padding - left
+
+    def _draw_timeline_static(self, canvas: np.ndarray, layout: OverlayLayout) -> None:
+        cfg = self.config
+        x, y, width, height = layout.timeline_rect
+        canvas[y : y + height, x : x + width] = cfg.timeline_background
+        left, plot_w = self.timeline_plot(layout)
+        baseline = y + self._baseline_offset(cfg.timeline_header_height)
+        self._text(canvas, "last 30 s", (x + cfg.panel_padding, baseline), cfg.dim_text_colour)
+        for seconds in TIMELINE_TICKS_S:
+            tick_x = left + int(round(plot_w * (1 - seconds / TIMELINE_TICKS_S[0])))
+            self._text(canvas, f"-{seconds} s", (tick_x, baseline), cfg.dim_text_colour)
+        (now_w, _), _ = cv2.getTextSize("now", _FONT, cfg.font_scale, 1)
+        self._text(canvas, "now", (left + plot_w - now_w, baseline), cfg.dim_text_colour)
+        for lane in range(cfg.timeline_lanes):
+            top = y + cfg.timeline_header_height + lane * cfg.lane_height
+            laughter_top = top + cfg.emotion_band_height + 1
+            canvas[laughter_top : laughter_top + cfg.laughter_band_height, left : left + plot_w] = cfg.panel_background
+
+    def _draw_timeline(self, canvas: np.ndarray, layout: OverlayLayout, view: TimelineView) -> None:
+        """One lane per face: the top emotion's colour, the laughter probability as an area (the
+        laughing colour while laughing), onsets as vertical lines, speaking as a thin band."""
+        cfg = self.config
+        _, y, _, _ = layout.timeline_rect
+        left, plot_w = self.timeline_plot(layout)
+        start = view.now_ns - view.span_ns
+        hold_ns = int(cfg.timeline_max_hold_s * 1e9)
+
+        def column(time_ns: int) -> int:
+            return left + int(round(min(max((time_ns - start) / view.span_ns, 0.0), 1.0) * plot_w))
+
+        for index, lane in enumerate(view.lanes[: cfg.timeline_lanes]):
+            top = y + cfg.timeline_header_height + index * cfg.lane_height
+            laughter_top = top + cfg.emotion_band_height + 1
+            laughter_bottom = laughter_top + cfg.laughter_band_height
+            speaking_top = laughter_bottom + 1
+            name = "audio" if lane.face_id is None else f"face {lane.face_id}"
+            self._text(canvas, name, (layout.timeline_rect[0] + cfg.panel_padding, laughter_bottom - 3),
+                       cfg.face_colour(lane.face_id))
+            moments = lane.moments
+            for i, moment in enumerate(moments):
+                until = min(moments[i + 1].time_ns if i + 1 < len(moments) else view.now_ns, moment.time_ns + hold_ns)
+                x0, x1 = column(max(moment.time_ns, start)), column(until)
+                if x1 <= x0:
+                    x1 = min(x0 + 1, left + plot_w)  # the newest record: at least one column
+                if moment.top_emotion in cfg.emotion_colours:
+                    canvas[top : top + cfg.emotion_band_height, x0:x1] = cfg.emotion_colours[moment.top_emotion]
+                if moment.laughter is not None and not math.isnan(moment.laughter):
+                    filled = int(round(min(1.0, max(0.0, moment.laughter)) * cfg.laughter_band_height))
+                    fill = cfg.laughter_laughing_colour if moment.laughing else cfg.laughter_idle_colour
+                    canvas[laughter_bottom - filled : laughter_bottom, x0:x1] = fill
+                if moment.speaking:
+                    canvas[speaking_top : speaking_top + cfg.speaking_band_height, x0:x1] = cfg.speaking_colour
+            for onset in lane.onsets_ns:
+                x = min(column(onset), left + plot_w - 2)
+                canvas[top : speaking_top + cfg.speaking_band_height, x : x + 2] = cfg.onset_colour
 
     def _bar_baseline(self, bar: Bar) -> int:
         return bar.y + (bar.height + self._text_height) // 2
@@ -505,9 +642,10 @@ class OverlayRenderer:
             f"skipped {status.skipped_windows}",
         ]
         meter = layout.mic_meter
-        mic_label = "mic" if status.mic_level_dbfs is not None else "no mic"
+        mic_label = status.audio_label if status.mic_level_dbfs is not None else f"no {status.audio_label}"
         if meter is None:  # narrow canvas: the mic state goes in the text
-            parts.append(mic_label if status.mic_level_dbfs is None else f"mic {status.mic_level_dbfs:.0f} dBFS")
+            parts.append(mic_label if status.mic_level_dbfs is None else
+                         f"{status.audio_label} {status.mic_level_dbfs:.0f} dBFS")
             text_right = strip_x + strip_w - cfg.panel_padding
         else:
             text_right = meter.x - cfg.value_width * 2

@@ -142,16 +142,20 @@ def test_laughter_meter_laughing_colour_differs_from_idle(frame, renderer):
     assert abs(filled - expected_fill(0.8, bar)) <= 1
 
 
-def test_laughter_flash_draws_the_track_in_the_flash_colour(frame, renderer):
+def test_laughter_flash_outlines_the_meter_and_leaves_its_track_dark(frame, renderer):
     faces = [FaceView(1, None, perception(1, laughter=0.65, laughing=True), flash=True)]
     canvas = renderer.render(frame, faces, status())
     bar = layout_for(renderer, faces).panels[0].laughter
     cfg = renderer.config
-    filled = bar_fill(canvas, bar, cfg.laughter_laughing_colour, cfg.laughter_flash_colour)
+    # the unfilled part stays the dark track: 0.65 looks like 0.65, not like a full meter
+    filled = bar_fill(canvas, bar, cfg.laughter_laughing_colour, cfg.track_colour)
     assert abs(filled - expected_fill(0.65, bar)) <= 1
-    # Without the flash the same meter has a plain track.
+    assert np.all(canvas[bar.y, bar.x + bar.width - 2] == cfg.track_colour)
+    # the outline: two pixels above and one below the track, in the flash colour
+    assert np.all(canvas[bar.y - 2, bar.x : bar.x + bar.width] == cfg.laughter_flash_colour)
+    assert np.all(canvas[bar.y + bar.height + 1, bar.x : bar.x + bar.width] == cfg.laughter_flash_colour)
     plain = renderer.render(frame, [FaceView(1, None, perception(1, laughter=0.65, laughing=True))], status())
-    assert bar_fill(plain, bar, cfg.laughter_laughing_colour, cfg.track_colour) == filled
+    assert not np.any(np.all(plain[bar.y - 2, bar.x : bar.x + bar.width] == cfg.laughter_flash_colour, axis=-1))
 
 
 def test_missing_heads_draw_empty_tracks(frame, renderer):
@@ -172,13 +176,13 @@ def test_waiting_panel_has_empty_tracks_and_a_detail_line(frame, renderer):
     panel = renderer.layout(FRAME_H, FRAME_W, [4]).panels[0]
     for bar in [*panel.emotion.values(), panel.laughter, *panel.personality.values()]:
         assert np.all(waiting[bar.y : bar.y + bar.height, bar.x : bar.x + bar.width] == cfg.track_colour)
-    # The detail row (between the title and the first bar) holds "waiting for first window".
+    # The detail row (under the title, above the EMOTION heading) holds "waiting for first window".
     x, y, w, _ = panel.rect
-    first_bar_y = min(bar.y for bar in panel.emotion.values())
     detail_top = y + cfg.panel_padding + cfg.row_height
+    assert panel.headings[0][1] == detail_top + cfg.row_height  # the heading follows it
     detail_w = w - cfg.panel_padding - 4
-    detail_waiting = waiting[detail_top:first_bar_y, x + cfg.panel_padding : x + detail_w]
-    detail_ready = ready[detail_top:first_bar_y, x + cfg.panel_padding : x + detail_w]
+    detail_waiting = waiting[detail_top : detail_top + cfg.row_height, x + cfg.panel_padding : x + detail_w]
+    detail_ready = ready[detail_top : detail_top + cfg.row_height, x + cfg.panel_padding : x + detail_w]
     assert np.any(detail_waiting != cfg.panel_background)
     assert np.all(detail_ready == cfg.panel_background)
 
@@ -272,7 +276,8 @@ def test_too_many_faces_are_counted_and_the_canvas_size_stays(frame, renderer):
     many_faces = [FaceView(i, FaceBox(10 + 60 * i, 300, 60 + 60 * i, 350), perception(i)) for i in range(6)]
     many = renderer.render(frame, many_faces, status())
     assert one.shape == many.shape == (*renderer.canvas_size(FRAME_H, FRAME_W), 3)
-    assert renderer.canvas_size(FRAME_H, FRAME_W) == (FRAME_H + 30, FRAME_W + 280)
+    cfg = renderer.config
+    assert renderer.canvas_size(FRAME_H, FRAME_W) == (FRAME_H + cfg.timeline_height + 30, FRAME_W + 280)
     layout = layout_for(renderer, many_faces)
     assert layout.hidden_faces > 0
     assert len(layout.panels) + layout.hidden_faces == 6
@@ -312,7 +317,8 @@ def test_all_faces_fit_when_the_frame_is_tall_enough(renderer):
 def test_mic_meter_fill(frame, renderer, dbfs, share):
     canvas = renderer.render(frame, [], status(mic_dbfs=dbfs))
     meter = renderer.layout(FRAME_H, FRAME_W, []).mic_meter
-    assert meter is not None and FRAME_H <= meter.y and meter.y + meter.height <= FRAME_H + 30
+    strip_top = FRAME_H + renderer.config.timeline_height
+    assert meter is not None and strip_top <= meter.y and meter.y + meter.height <= strip_top + 30
     cfg = renderer.config
     filled = bar_fill(canvas, meter, cfg.mic_colour, cfg.track_colour)
     assert abs(filled - expected_fill(share, meter)) <= 1

@@ -22,7 +22,7 @@ from rclpy.parameter import Parameter
 
 from socialmae_rt.nodes.laugh_responder import LaughResponder, LaughResponderConfig
 from socialmae_rt.nodes.ros_inputs import RosInputConfig
-from socialmae_rt.nodes.social_perception import parameter_names, run_option_parameters
+from socialmae_rt.nodes.social_perception import NodeConfig, parameter_names, run_option_parameters
 from socialmae_rt.postprocess import PostprocessConfig
 from socialmae_rt.runner import RunOptions
 
@@ -48,6 +48,8 @@ def perception_parameter_types() -> dict[str, type]:
     post, inputs = PostprocessConfig(), RosInputConfig()
     known.update({f.name: type(getattr(post, f.name)) for f in dataclasses.fields(post)})
     known.update({"input_" + f.name: type(getattr(inputs, f.name)) for f in dataclasses.fields(inputs)})
+    node = NodeConfig()
+    known.update({f.name: type(getattr(node, f.name)) for f in dataclasses.fields(node)})
     names = parameter_names()
     unknown = [name for name in names if name not in known]
     assert not unknown, f"no type known for {unknown}: teach perception_parameter_types() where they come from"
@@ -376,3 +378,28 @@ def test_laugh_responder_starts_with_its_yaml(params_context):
         assert {name: getattr(responder.config, name) for name in values} == values
     finally:
         responder.destroy_node()
+
+
+def test_the_launch_readme_says_what_the_params_files_hold():
+    """launch/README.md's table describes each params file; the values it names are the file's."""
+    import re
+
+    rows = dict(re.findall(r"^\| `config/(\S+\.yaml)` \| (.+) \|$", (LAUNCH_DIR / "README.md").read_text(), re.M))
+    assert set(rows) == {path.name for path in CONFIG_DIR.glob("*.yaml")}  # every file described, no other
+
+    def values(name: str) -> dict:
+        (node,) = yaml.safe_load((CONFIG_DIR / name).read_text()).values()
+        return node["ros__parameters"]
+
+    perception, claim = values("social_perception.yaml"), rows["social_perception.yaml"]
+    camera = re.search(r"camera (\d+) at (\d+)x(\d+)/(\d+) fps", claim)
+    assert camera and (perception["source"], perception["width"], perception["height"], int(perception["fps"])) == (
+        camera.group(1), int(camera.group(2)), int(camera.group(3)), int(camera.group(4)))
+    assert re.search(r"(\w+) model on the `(\S+)` backend", claim).groups() == (perception["model"], perception["backend"])
+    assert float(re.search(r"hop ([\d.]+) s", claim).group(1)) == perception["hop"]
+    assert ("the default microphone" in claim) == (perception["mic"] == "default")
+    topics, claim = values("ros_topics.yaml"), rows["ros_topics.yaml"]
+    assert (f"`source: {topics['source']}`" in claim) and (f"`mic: {topics['mic']}`" in claim)
+    responder, claim = values("laugh_responder.yaml"), rows["laugh_responder.yaml"]
+    assert all(word in claim for word in ("command topic", "command", "cooldown", "sound")) and {
+        "command_topic", "command", "cooldown_s", "sound"} <= set(responder)

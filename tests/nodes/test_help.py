@@ -11,6 +11,7 @@ from socialmae_rt.field_help import field_comments, wants_help
 from socialmae_rt.runner import RunOptions
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("script", ["socialmae-rt-node", "socialmae-rt-laugh-responder"])
@@ -52,3 +53,44 @@ def test_config_comments_are_read_from_the_source():
     assert comments["source"] == "camera index, /dev/video*, URL, or a media file"
     assert comments["triton_url"].startswith('backend "triton": the server')  # the comment block above it
     assert set(comments) <= set(RunOptions.__dataclass_fields__)
+
+
+def test_message_types_the_help_and_docs_name_are_the_ones_the_nodes_use(context):
+    """Every `pkg/Type` a --help row, the node's docstring or docs/ros.md's topic table gives for a
+    topic is the type the running node really subscribes or publishes there."""
+    import re
+
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from socialmae_rt.nodes import laugh_responder, social_perception
+    from socialmae_rt.nodes.laugh_responder import LaughResponder
+    from socialmae_rt.nodes.social_perception import SocialPerceptionNode
+
+    def type_name(msg_type) -> str:
+        module = msg_type.__module__.split(".")[0]
+        return f"{module}/{msg_type.__name__}"
+
+    responder = LaughResponder(context=context)
+    perception = SocialPerceptionNode(context=context, parameter_overrides=[
+        Parameter("source", value="ros"), Parameter("mic", value="none"), Parameter("model", value="tiny"),
+        Parameter("backend", value="torch")])
+    try:
+        help_text = laugh_responder.node_help()
+        named = dict(re.findall(r"^  (onset_topic|command_topic)\s.*?\((\w+/\w+)", help_text, re.M))
+        assert named == {"onset_topic": type_name(responder.subscription.msg_type),
+                         "command_topic": type_name(responder.publisher.msg_type)}
+        published = {pub.topic_name.removeprefix("/social_perception/"): type_name(pub.msg_type)
+                     for pub in perception.publishers}
+        docstring = re.findall(r"^  ~/(\w+)\s+(\w+/\w+)", social_perception.__doc__, re.M)
+        table = re.findall(r"^\| `~/(\w+)` \| (\w+/\w+) \|", (ROOT / "docs" / "ros.md").read_text(), re.M)
+        assert len(docstring) >= 6 and len(table) >= 6
+        for topic, kind in docstring + table:
+            if topic in published:  # ~/embedding publishes only with embedding:=true
+                assert kind == published[topic], f"~/{topic}: docs say {kind}, the node publishes {published[topic]}"
+        assert {topic for topic, _ in table} >= set(published) - {"rosout", "parameter_events", "/diagnostics",
+                                                                  "/rosout", "/parameter_events"}
+    finally:
+        perception.stop()
+        perception.destroy_node()
+        responder.destroy_node()

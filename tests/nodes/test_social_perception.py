@@ -266,3 +266,39 @@ def test_diagnostics_warn_naming_the_backend_left_and_why_after_a_shadow_check_f
     assert values["backend_switches"] == f"ov-int8 -> ov at 12.0 s: {why}"
     switching.update(fallback_reason=None, switches=[])
     assert health(status) == (DiagnosticStatus.OK, "ok")
+
+
+def test_node_process_logs_its_first_result_and_exits_0_when_its_file_ends(context, tone_wav):
+    """A file input with exit_at_end:=true: the log says the backend, the first result (how long,
+    on what) and that the input ended, and the process exits 0 by itself."""
+    from socialmae_rt.nodes.bench_node import start_node_process
+
+    node = start_node_process({"source": tone_wav(6.0), "model": "tiny", "backend": "torch", "hop": 1.0,
+                               "exit_at_end": "true", "summary_every_s": 1.0}, context.get_domain_id())
+    try:
+        _, stderr = node.communicate(timeout=180)
+    finally:
+        if node.poll() is None:
+            node.kill()
+    assert node.returncode == 0, stderr[-2000:]
+    assert "running torch (fp32)" in stderr
+    first = next(line for line in stderr.splitlines() if "first result" in line)
+    assert " s after start, on torch (fp32), latency " in first and "audio" in first
+    ended = next(line for line in stderr.splitlines() if "input ended" in line)
+    assert "tone.wav): 3 windows, 3 records; exiting (exit_at_end)" in ended
+    assert "Traceback" not in stderr
+
+
+def test_a_missing_camera_is_one_error_before_any_model_loads(context):
+    from socialmae_rt.nodes.bench_node import start_node_process
+
+    node = start_node_process({"source": "/dev/video97", "model": "base"}, context.get_domain_id())
+    try:
+        _, stderr = node.communicate(timeout=120)
+    finally:
+        if node.poll() is None:
+            node.kill()
+    assert node.returncode == 2, stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "/dev/video97" in errors[0]
+    assert "NO WEIGHTS GIVEN" not in stderr  # nothing was built: the model would have said so

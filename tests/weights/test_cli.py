@@ -43,6 +43,7 @@ def test_import_then_run_gives_every_task_as_each_checkpoint_alone(clip, release
     assert {"audiovisual", "audio"} <= modalities  # faces and the no-face stretch
     for record in together.values():
         assert record["emotion"] and record["laughter"] and record["personality"]
+        assert record["random_weights"] is False
     alone = {task: _run(clip, [str(bundle / f"{task}.safetensors")], tmp_path / f"{task}.jsonl")
              for task in ("emotion", "laughter", "personality")}
     for key, record in together.items():

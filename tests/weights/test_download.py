@@ -115,92 +115,24 @@ def test_command_downloads_lists_and_hands_over_to_import(server, tmp_path, caps
     assert "exists already" in capsys.readouterr().err
 
 
-class _Drive(http.server.BaseHTTPRequestHandler):
-    """Answers like Google Drive for large files: `/uc?export=download&id=ID` gives the "can't scan
-    this file for viruses" page, whose form (action on another path, as drive.usercontent.google.com
-    is another host) gives the file. `files`: id -> bytes; `only_pages`: every answer is a page."""
-
-    files: dict[str, bytes] = {}
-    only_pages = [False]
-    requests: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802
-        import urllib.parse
-
-        url = urllib.parse.urlparse(self.path)
-        query = dict(urllib.parse.parse_qsl(url.query))
-        type(self).requests.append(self.path)
-        if type(self).only_pages[0]:
-            return self._page("<html><head><title>Google Drive - Quota exceeded</title></head><body>Too many users "
-                              "have viewed or downloaded this file recently.</body></html>")
-        if url.path == "/uc" and query.get("id") in self.files:
-            port = self.server.server_address[1]
-            return self._page(
-                '<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title></head><body>'
-                '<p>Google Drive can&#39;t scan this file for viruses.</p>'
-                f'<form id="download-form" action="http://127.0.0.1:{port}/download" method="get">'
-                '<input type="submit" id="uc-download-link" value="Download anyway"/>'
-                f'<input type="hidden" name="id" value="{query["id"]}">'
-                '<input type="hidden" name="export" value="download">'
-                '<input type="hidden" name="confirm" value="t">'
-                '<input type="hidden" name="uuid" value="0c8f1a52-test"></form></body></html>')
-        if url.path == "/download" and query.get("confirm") == "t" and query.get("uuid") == "0c8f1a52-test":
-            body = self.files[query["id"]]
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Disposition", f'attachment; filename="{query["id"]}.pth"')
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        self.send_response(404)
-        self.end_headers()
-
-    def _page(self, text: str) -> None:
-        body = text.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def drive(monkeypatch):
-    from socialmae_rt.weights.google_drive import DRIVE_URL_ENV
-
-    _Drive.files, _Drive.only_pages[0] = {}, False
-    _Drive.requests.clear()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Drive)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv(DRIVE_URL_ENV, f"http://127.0.0.1:{httpd.server_address[1]}/uc")
-    yield _Drive
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def test_a_released_name_downloads_through_drives_virus_scan_page(drive, tmp_path, capsys):
+def test_a_released_name_downloads_through_drives_virus_scan_page(fake_drive, tmp_path, capsys):
     from socialmae_rt.weights.released import RELEASED
 
     item = RELEASED["socialmae-ft-cremad"]
-    drive.files[item.drive_id] = PAYLOAD
+    fake_drive.files[item.drive_id] = PAYLOAD
     assert main(["weights", "download", "socialmae-ft-cremad", "--dest", str(tmp_path)]) == 0
     saved = tmp_path / "socialmae-ft-cremad.pth"
     assert saved.read_bytes() == PAYLOAD and verify(saved) == "ok"
-    assert [r.split("?")[0] for r in drive.requests] == ["/uc", "/download"]  # the page, then its form
-    assert f"id={item.drive_id}" in drive.requests[0]
+    assert [r.split("?")[0] for r in fake_drive.requests] == ["/uc", "/download"]  # the page, then its form
+    assert f"id={item.drive_id}" in fake_drive.requests[0]
     out = capsys.readouterr().out
     assert f"sha256 {SHA}" in out and "--task emotion" in out
     assert main(["weights", "list", "--dir", str(tmp_path)]) == 0
     assert f"(present, ok; 1 MiB, sha256 {SHA})" in capsys.readouterr().out
 
 
-def test_a_drive_that_sends_only_a_page_gets_one_line_and_leaves_nothing(drive, tmp_path, capsys):
-    drive.only_pages[0] = True
+def test_a_drive_that_sends_only_a_page_gets_one_line_and_leaves_nothing(fake_drive, tmp_path, capsys):
+    fake_drive.only_pages[0] = True
     assert main(["weights", "download", "socialmae-ft-ndcme", "--dest", str(tmp_path)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "downloading" not in line]
     assert len(err) == 1 and "Google Drive sent a web page ('Google Drive - Quota exceeded') instead of the file" in err[0]
@@ -228,19 +160,19 @@ def test_a_page_that_arrives_as_the_file_is_never_saved_as_a_checkpoint(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_weights_get_downloads_all_four_and_leaves_a_ready_bundle(drive, released_files, tmp_path, capsys):
+def test_weights_get_downloads_all_four_and_leaves_a_ready_bundle(fake_drive, released_files, tmp_path, capsys):
     from socialmae_rt.weights.bundle import read_bundle
     from socialmae_rt.weights.released import RELEASED
 
     for item in RELEASED.values():
-        drive.files[item.drive_id] = released_files[item.task].read_bytes()
+        fake_drive.files[item.drive_id] = released_files[item.task].read_bytes()
     folder = tmp_path / "weights"
     assert main(["weights", "get", "--dir", str(folder)]) == 0
     spec = read_bundle(folder / "bundle")
     assert sorted(e.task for e in spec.entries) == ["emotion", "laughter", "personality"] and spec.encoder
     assert "run it: socialmae-rt run --weights" in capsys.readouterr().out
-    asked = len(drive.requests)
+    asked = len(fake_drive.requests)
     assert main(["weights", "get", "--dir", str(folder)]) == 0  # again: nothing fetched, nothing imported twice
-    assert len(drive.requests) == asked
+    assert len(fake_drive.requests) == asked
     again = capsys.readouterr().out
     assert again.count("present (ok), kept") == 4 and again.count("present, kept (--force to import again)") == 4
