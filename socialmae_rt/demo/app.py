@@ -45,6 +45,7 @@ from socialmae_rt.runner import (
 
 from .board import BoardSnapshot, PerceptionBoard
 from .overlay import OverlayConfig, OverlayRenderer, StatusView
+from .timeline import Timeline
 
 if TYPE_CHECKING:
     from .recorder import AnnotatedRecorder, RecordingSummary
@@ -360,7 +361,8 @@ def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
     notices = _startup_notices(options, failed, sources)
     for notice in notices:
         out.write(f"socialmae-rt demo: {notice}\n")
-    board = PerceptionBoard(flash_s=options.laughter_flash_s)
+    board = PerceptionBoard(flash_s=options.laughter_flash_s,
+                            timeline=Timeline(max_faces=options.overlay.timeline_lanes))  # as many lanes as drawn
     sinks: list = [board]
     window = None
     try:

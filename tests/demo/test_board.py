@@ -92,3 +92,15 @@ def test_audio_goes_to_the_recorder_from_the_pending_seconds_on():
 def test_level_in_dbfs():
     assert level_dbfs(np.full(100, 0.5, np.float32)) == pytest.approx(-6.02, abs=0.01)
     assert level_dbfs(np.zeros(100, np.float32)) == -120.0
+
+
+def test_the_board_keeps_the_timeline_of_what_it_was_told():
+    board = PerceptionBoard()
+    for end_ms in range(4_000, 9_000, 500):
+        board.write_result(record(None, end_ms))
+    board.write_event(LaughterEvent(LaughterEventKind.ONSET, None, 6_200 * MS, 6_500 * MS, 0.9))
+    board.write_event(LaughterEvent(LaughterEventKind.OFFSET, None, 7_000 * MS, 7_000 * MS, 0.1))
+    (lane,) = board.snapshot().timeline.lanes
+    assert lane.face_id is None and [m.time_ns for m in lane.moments] == [t * MS for t in range(4_000, 9_000, 500)]
+    assert all(m.top_emotion == "happy" and m.laughing for m in lane.moments)
+    assert lane.onsets_ns == (6_200 * MS,)  # onsets only
