@@ -149,7 +149,8 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
                       "held_out_clips": [str(site.gate_path)]}
         return Candidate(SITE_CALIBRATED, False, lambda: create(SITE_CALIBRATED, weights, config, **calibrated),
                          spec_for(SITE_CALIBRATED, weights, config, calibrated),
-                         before_build=lambda stop: site.wait(stop))
+                         before_build=lambda stop: site.wait(stop),
+                         waiting=f"recording input to calibrate {SITE_CALIBRATED} on site")
 
     site_build = site is not None and _site_build_needed(site, name, state, cpu, installed)
 

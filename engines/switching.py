@@ -74,6 +74,14 @@ class Candidate:
     # called on the loader thread before building, with the switcher's closing event; may block
     # (a site calibration waits for its recording) and raise to skip this candidate
     before_build: Callable[[threading.Event], None] | None = None
+    waiting: str = ""  # what `pending` says while before_build blocks
+
+    @property
+    def pending(self) -> str:
+        """What the switcher is doing about this candidate, for status and /diagnostics."""
+        if self.before_build is not None and self.waiting:
+            return self.waiting
+        return f"{'loading' if self.ready else 'building'} {self.name}"
 
 
 def approximate(backend: Backend) -> bool:
@@ -130,8 +138,7 @@ class SwitchingBackend:
         self._jobs: queue.Queue[tuple[list[Candidate], str | None]] = queue.Queue()
         self._start(self._loader, name="backend-loader")
         if upgrades:
-            self.pending = (f"recording input to calibrate {upgrades[0].name} on site" if upgrades[0].before_build else
-                            f"{'loading' if upgrades[0].ready else 'building'} {upgrades[0].name}")
+            self.pending = upgrades[0].pending
             self._jobs.put((list(upgrades), None))
         if self.shadow_config.enabled and reference is not None:
             self._start(self._shadow_loop, name="backend-shadow-check")
@@ -205,8 +212,7 @@ class SwitchingBackend:
         for index, candidate in enumerate(candidates):
             if self._closed.is_set():
                 return
-            self.pending = (f"recording input to calibrate {candidate.name} on site" if candidate.before_build else
-                            f"{'loading' if candidate.ready else 'building'} {candidate.name}")
+            self.pending = candidate.pending
             try:
                 if candidate.before_build is not None:
                     candidate.before_build(self._closed)

@@ -69,6 +69,7 @@ from socialmae_rt.runner import (
     build_pipeline,
     build_sources,
     close_all,
+    latency_text,
     open_sources,
     output_sinks,
     run_pipeline,
@@ -403,8 +404,7 @@ class SocialPerceptionNode(Node):
 
     def _log_summary(self) -> None:
         status = self.pipeline.status(self.sources)
-        p50, p95 = status["latency_ms_p50"], status["latency_ms_p95"]
-        latency = "n/a" if p50 is None else f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+        latency = latency_text(status)
         sources = ", ".join(f"{s['name']} {s['state']}" for s in status["sources"])
         self.get_logger().info(
             f"{status['windows']} windows ({status['windows_per_s']:.2f}/s), {status['results']} records, "

@@ -377,9 +377,14 @@ def backend_line(backend, options: RunOptions) -> str:
             f"source {options.source}{' (real time)' if options.realtime else ''}; {describe_tasks(backend)}\n")
 
 
-def summary_line(status: dict[str, Any], output: str | None) -> str:
+def latency_text(status: dict[str, Any]) -> str:
+    """A run's end-to-end latency percentiles for a person: "p50 291 ms, p95 410 ms" (or "n/a")."""
     p50, p95 = status["latency_ms_p50"], status["latency_ms_p95"]
-    latency = "n/a" if p50 is None else f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+    return "n/a" if p50 is None else f"p50 {p50:.0f} ms, p95 {p95:.0f} ms"
+
+
+def summary_line(status: dict[str, Any], output: str | None) -> str:
+    latency = latency_text(status)
     where = f"; records in {output}" if output else ""
     return (
         f"done: {status['windows']} windows, {status['results']} records, {status['skipped_windows']} skipped, "

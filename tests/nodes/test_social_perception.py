@@ -268,19 +268,25 @@ def test_diagnostics_warn_naming_the_backend_left_and_why_after_a_shadow_check_f
     assert health(status) == (DiagnosticStatus.OK, "ok")
 
 
-def test_node_process_logs_its_first_result_and_exits_0_when_its_file_ends(context, tone_wav):
-    """A file input with exit_at_end:=true: the log says the backend, the first result (how long,
-    on what) and that the input ended, and the process exits 0 by itself."""
+def node_process_to_its_end(parameters: dict, context, timeout_s: float = 180.0) -> tuple[int, str]:
+    """The node in its own process, left to end by itself: (exit code, what it wrote to stderr)."""
     from socialmae_rt.nodes.bench_node import start_node_process
 
-    node = start_node_process({"source": tone_wav(6.0), "model": "tiny", "backend": "torch", "hop": 1.0,
-                               "exit_at_end": "true", "summary_every_s": 1.0}, context.get_domain_id())
+    node = start_node_process(parameters, context.get_domain_id())
     try:
-        _, stderr = node.communicate(timeout=180)
+        _, stderr = node.communicate(timeout=timeout_s)
     finally:
         if node.poll() is None:
             node.kill()
-    assert node.returncode == 0, stderr[-2000:]
+    return node.returncode, stderr
+
+
+def test_node_process_logs_its_first_result_and_exits_0_when_its_file_ends(context, tone_wav):
+    """A file input with exit_at_end:=true: the log says the backend, the first result (how long,
+    on what) and that the input ended, and the process exits 0 by itself."""
+    code, stderr = node_process_to_its_end({"source": tone_wav(6.0), "model": "tiny", "backend": "torch", "hop": 1.0,
+                                            "exit_at_end": "true", "summary_every_s": 1.0}, context)
+    assert code == 0, stderr[-2000:]
     assert "running torch (fp32)" in stderr
     first = next(line for line in stderr.splitlines() if "first result" in line)
     assert " s after start, on torch (fp32), latency " in first and "audio" in first
@@ -290,15 +296,8 @@ def test_node_process_logs_its_first_result_and_exits_0_when_its_file_ends(conte
 
 
 def test_a_missing_camera_is_one_error_before_any_model_loads(context):
-    from socialmae_rt.nodes.bench_node import start_node_process
-
-    node = start_node_process({"source": "/dev/video97", "model": "base"}, context.get_domain_id())
-    try:
-        _, stderr = node.communicate(timeout=120)
-    finally:
-        if node.poll() is None:
-            node.kill()
-    assert node.returncode == 2, stderr[-2000:]
+    code, stderr = node_process_to_its_end({"source": "/dev/video97", "model": "base"}, context)
+    assert code == 2, stderr[-2000:]
     errors = [line for line in stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "/dev/video97" in errors[0]
     assert "NO WEIGHTS GIVEN" not in stderr  # nothing was built: the model would have said so
