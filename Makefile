@@ -28,7 +28,7 @@ SAMPLE := outputs/sample.mp4
 DEMO_ARGS ?=
 
 $(SAMPLE): | setup
-	$(VPY) -m socialmae_rt.sample_media $(SAMPLE)
+	$(VPY) -m socialmae_rt.media.sample $(SAMPLE)
 
 # The live demo on the sample clip (no camera needed): a window when there is a display, else
 # drawn headless into outputs/demo.mp4. Add flags with DEMO_ARGS, e.g.

@@ -1,10 +1,10 @@
 """Inference backends behind one protocol (`Backend.infer(audio, video) -> BackendOutput`).
 
 Imported as `socialmae_rt.engines`. `create_backend(name, weights, config)` picks one by name and
-imports its library only then. ONNX Runtime and TensorRT backends arrive with the engines issue.
+imports its library only then (torch, onnxruntime, openvino, tensorrt, tritonclient).
 """
 
-from .base import Backend, BackendInfo, BackendOutput
-from .factory import available_backends, create_backend
+from socialmae_rt.backend import Backend, BackendInfo, BackendOutput
+from socialmae_rt.engines.factory import available_backends, create_backend
 
 __all__ = ["Backend", "BackendInfo", "BackendOutput", "available_backends", "create_backend"]

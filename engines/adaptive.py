@@ -9,7 +9,7 @@
 - an explicit int8 or bf16 backend (`ov-int8`, `ort-int8`, `torch-bf16`, ...): built now as asked,
   then shadow-checked like `auto`'s, with its float sibling as the fallback.
 - anything else (torch, ort, ov fp32, trt, triton): as `create_backend` makes it.
-- with a site recorder (socialmae_rt/site_calibration.py), `ov-int8` is calibrated on the run's
+- with a site recorder (socialmae_rt/app/site_calibration.py), `ov-int8` is calibrated on the run's
   own input: its background build waits for the recording, on a float backend meanwhile.
 
 Readiness is read from the caches without loading a model (`readiness`).
@@ -21,12 +21,11 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from socialmae_rt.machine import CpuDescription
+from socialmae_rt.backend import Backend, Int8Refused
+from socialmae_rt.engines.auto import BACKEND_OPTIONS, Installed, candidates
+from socialmae_rt.engines.switching import Candidate, ShadowConfig, SwitchingBackend, spec_for
+from socialmae_rt.util.machine import CpuDescription
 from socialmae_rt.weights.bundle import parse_weights
-
-from .auto import BACKEND_OPTIONS, Installed, candidates
-from .base import Backend, Int8Refused
-from .switching import Candidate, ShadowConfig, SwitchingBackend, spec_for
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +55,15 @@ def readiness(name: str, weights, config, *, cache_dir=None, seed: int = 0, min_
     if name == "ort":
         return READY
     if name == "ort-int8":
-        from .ort_int8 import check_int8_refusal, has_int8
+        from socialmae_rt.engines.ort_int8 import check_int8_refusal, has_int8
 
         try:
             check_int8_refusal(export, **bars)
         except Int8Refused:
             return REFUSED
         return READY if has_int8(export, **bars) else BUILD
-    from .int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE
-    from .openvino_ir import OpenVinoIRError, _passed_int8, ir_home, ir_key, load_ir
+    from socialmae_rt.engines.int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE
+    from socialmae_rt.engines.openvino_ir import OpenVinoIRError, _passed_int8, ir_home, ir_key, load_ir
 
     home = ir_home(export, cache_dir)
     if name == "ov":
@@ -82,9 +81,9 @@ def readiness(name: str, weights, config, *, cache_dir=None, seed: int = 0, min_
 
 def cached_export(weights, config, *, cache_dir=None, seed: int = 0):
     """The ONNX export these weights have in the cache (or are), without loading the model; None if none."""
-    from .engine_cache import cache_root
-    from .factory import source_key
-    from .onnx_export import MANIFEST, ExportError, load_export
+    from socialmae_rt.engines.engine_cache import cache_root
+    from socialmae_rt.engines.exports import source_key
+    from socialmae_rt.engines.onnx_export import MANIFEST, ExportError, load_export
 
     try:
         if weights is not None and (Path(weights) / MANIFEST).is_file():
@@ -98,7 +97,7 @@ def cached_export(weights, config, *, cache_dir=None, seed: int = 0):
 
 def refuse_live(backend: Backend, why: str) -> None:
     """Remember that the live shadow check refused this backend's int8 graphs (each bundle member's)."""
-    from . import openvino_ir, ort_int8
+    from socialmae_rt.engines import openvino_ir, ort_int8
 
     members = getattr(backend, "members", None)
     for member in [m.backend for m in members] if members else [backend]:
@@ -116,14 +115,14 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
     """The backend for a live run (module docstring). `create` is engines.create_backend.
     `background=False` (an unpaced file, where waiting loses nothing): `auto` builds its best
     candidate now, as before, and is shadow-checked the same way.
-    `site` (a socialmae_rt.site_calibration.SiteRecorder that the pipeline feeds): where `auto`
+    `site` (a socialmae_rt.app.site_calibration.SiteRecorder that the pipeline feeds): where `auto`
     would build `ov-int8` (or it was asked for), it is calibrated on the recording's first part and
     gated on its last part too, built once the recording is complete; meanwhile the run goes on on
     a float backend. Where no such build is needed (a passing int8 IR is cached), the recorder is
     cancelled, saying why."""
     spec = parse_weights(None if weights is None else str(weights))
     if spec.is_bundle:
-        from .bundle_backend import check_bundle_entries
+        from socialmae_rt.engines.bundle_backend import check_bundle_entries
 
         check_bundle_entries(spec)  # before anything is said or built
     shadow = shadow or ShadowConfig()
@@ -176,7 +175,7 @@ def create_live_backend(create: Callable[..., Backend], name: str, weights, conf
     installed = installed or Installed.here()
     order = candidates(cpu, installed)
     if order[0][0] == "trt":  # GPU plans build on the GPU: the synchronous path, as before
-        from .auto import create_auto_backend
+        from socialmae_rt.engines.auto import create_auto_backend
 
         return create_auto_backend(create, weights, config, cpu=cpu, installed=installed, **options)
     states = [(n, BUILD if n == SITE_CALIBRATED and site_build else state(n)) for n, _ in order]

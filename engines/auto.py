@@ -28,7 +28,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from socialmae_rt.machine import CpuDescription
+from socialmae_rt.util.machine import CpuDescription
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def choose_backend(cpu: CpuDescription, installed: Installed) -> tuple[str, str]
 def create_auto_backend(create: Callable[..., Any], weights, config, *, cpu: CpuDescription | None = None,
                         installed: Installed | None = None, **options: Any):
     """The first candidate that can be built; an int8 refusal moves on to the next one."""
-    from .base import Int8Refused
+    from socialmae_rt.backend import Int8Refused
 
     cpu = cpu or CpuDescription.this_machine()
     installed = installed or Installed.here()

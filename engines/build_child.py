@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from socialmae_rt.threads import yield_idle_threads
+from socialmae_rt.util.threads import yield_idle_threads
 
 REFUSED_EXIT = 3  # exit status: the int8 graphs failed their gate (switching.build_in_child reads it)
 # Nice 10: about a tenth of a CPU the running pipeline keeps busy (at 19, about 1/70: on 2 cores
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(argv[0])
     os.nice(int(spec.get("nice", BUILD_NICE)))  # below the robot's own work: capture and the running backend come first
     yield_idle_threads()
+    from socialmae_rt.backend import Int8Refused
     from socialmae_rt.engines import create_backend
-    from socialmae_rt.engines.base import Int8Refused
     from socialmae_rt.model.config import SocialMAEConfig
 
     config = None if spec.get("config") is None else SocialMAEConfig.from_dict(spec["config"])

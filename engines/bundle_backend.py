@@ -16,12 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from socialmae_rt.backend import Backend, BackendInfo, BackendOutput
 from socialmae_rt.model import SocialMAEConfig
-from socialmae_rt.postprocess import Postprocessor
+from socialmae_rt.stream.postprocess import Postprocessor
 from socialmae_rt.weights.bundle import WeightsSpec
-from socialmae_rt.weights.released import PERCEPTION_TASKS
-
-from .base import Backend, BackendInfo, BackendOutput
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ def member_config(path: str) -> SocialMAEConfig:
     """The model config a bundle entry carries, read without loading any weights: the checkpoint's
     JSON sidecar, or the export's manifest."""
     if Path(path).is_dir():
-        from .onnx_export import load_export
+        from socialmae_rt.engines.onnx_export import load_export
 
         return load_export(path).model_config
     from socialmae_rt.model.checkpoint import read_checkpoint_config
@@ -170,17 +168,3 @@ def create_bundle_backend(spec: WeightsSpec, make: Callable[[str], Backend]) -> 
         for member in members:
             member.backend.close()
         raise
-
-
-def task_sources(backend: Backend) -> dict[str, str]:
-    """Which checkpoint serves which task (for status lines and diagnostics)."""
-    tasks = getattr(backend, "tasks", None)
-    if tasks is not None:
-        return dict(tasks)
-    return {head: backend.info.weights for head in backend.model_config.head_sizes if head in PERCEPTION_TASKS}
-
-
-def describe_tasks(backend: Backend) -> str:
-    """`emotion <- a.safetensors; laughter <- b.safetensors` for console lines (`weights W` with no task head)."""
-    served = "; ".join(f"{task} <- {path}" for task, path in task_sources(backend).items())
-    return served or f"weights {backend.info.weights}"

@@ -6,7 +6,7 @@ and windows ending on crop times `hop_s` apart are preprocessed exactly as live 
 [1024, 128], video [3, 224, 224, 8]).
 Only windows with both streams are kept: each graph (audiovisual, audio, video) takes what it
 needs from the same windows. Without clips, the bundled sample clip is written to a temporary
-folder and used (a face and speech; `socialmae_rt.sample_media`).
+folder and used (a face and speech; `socialmae_rt.media.sample`).
 
 The accuracy gate scores other clips (int8_gate.py: the held-out suite), never windows of these.
 """
@@ -21,10 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
-from socialmae_rt.buffer import BufferConfig
+from socialmae_rt.engines.onnx_export import sha256_file
 from socialmae_rt.features import PreprocessConfig, audio_to_model_input, frames_to_model_input
-
-from .onnx_export import sha256_file
+from socialmae_rt.stream.buffer import BufferConfig
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def calibration_windows(
     sound, shorter than a window) is refused by name with what it lacks."""
     if clips:
         return _windows_of(expand_clips(clips), preprocess, hop_s, max_windows)
-    from socialmae_rt.sample_media import build_sample_clip
+    from socialmae_rt.media.sample import build_sample_clip
 
     with tempfile.TemporaryDirectory(prefix="socialmae_rt_calibration_") as folder:
         path = Path(folder) / "sample.mp4"
@@ -128,7 +127,8 @@ def _clip_windows(path: Path, preprocess: PreprocessConfig, hop_s: float) -> tup
     from socialmae_rt.training.data.crops import FaceTrackCropper, largest_face_crops
     from socialmae_rt.training.data.decode import decode_clip
     from socialmae_rt.training.data.items import ClipItem
-    from socialmae_rt.training.data.windows import ClipSpan, cut_audio, pick_frames, spaced_ends, window_ends, window_start_ns
+    from socialmae_rt.training.data.windows import (
+        ClipSpan, cut_audio, pick_frames, spaced_ends, window_ends, window_start_ns)
 
     window = BufferConfig()
     with FaceDetector() as detector:

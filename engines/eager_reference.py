@@ -12,10 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from socialmae_rt.engines.module_views import with_attention
 from socialmae_rt.model import SocialMAE
 from socialmae_rt.model.social_mae import Attention, AudioPatchEmbed, VideoPatchEmbed
-
-from .module_views import with_attention
 
 
 class ExplicitAttention(nn.Module):

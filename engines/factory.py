@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
-import logging
 from pathlib import Path
 from typing import Any, Callable
 
+from socialmae_rt.backend import Backend
+from socialmae_rt.engines.engine_cache import cache_root
+from socialmae_rt.engines.exports import export_and_model, prepare_export
 from socialmae_rt.model.config import SocialMAEConfig
 from socialmae_rt.weights.bundle import parse_weights
-
-from .base import RANDOM_WEIGHTS, Backend, StatusCallback
-from .engine_cache import cache_root
-
-log = logging.getLogger(__name__)
-
-
-
-def prepare_export(weights: str | Path | None, config: SocialMAEConfig | None, *, int8: bool = False,
-                   cache_dir: str | Path | None = None, seed: int = 0, on_status: StatusCallback | None = None):
-    """An ONNX export for these weights: an export directory as given, or a cached export of the
-    checkpoint (or of the seeded random model), written once and reused while the weights match."""
-    return _export_and_model(weights, config, int8=int8, cache_dir=cache_dir, seed=seed, on_status=on_status)[0]
-
-
-def source_key(weights, config: SocialMAEConfig | None, seed: int) -> str:
-    """sha256 naming what a model is built from, without building it: the checkpoint file's bytes
-    (and its JSON sidecar), or the config, seed and torch version of a random model."""
-    import torch
-
-    from .onnx_export import sha256_file
-
-    digest = hashlib.sha256()
-    if weights is None or Path(weights).suffix in (".pth", ".pt"):  # sized by the config given
-        digest.update(json.dumps((config or SocialMAEConfig()).to_dict(), sort_keys=True).encode())
-    if weights is None:
-        digest.update(f"random seed {seed} torch {torch.__version__}".encode())
-    else:
-        path = Path(weights)
-        digest.update(sha256_file(path).encode())
-        if path.with_suffix(".json").is_file():
-            digest.update(sha256_file(path.with_suffix(".json")).encode())
-    return digest.hexdigest()
 
 
 def _bars(min_cosine: float | None, max_prob_diff: float | None) -> dict[str, float]:
@@ -51,62 +18,9 @@ def _bars(min_cosine: float | None, max_prob_diff: float | None) -> dict[str, fl
     return {k: v for k, v in (("min_cosine", min_cosine), ("max_prob_diff", max_prob_diff)) if v is not None}
 
 
-def _export_and_model(weights, config, *, int8: bool = False, cache_dir=None, seed: int = 0, on_status=None,
-                      bars: dict[str, float] | None = None):
-    """(export, the torch model it came from; None when the model was not needed: an export
-    directory, or a checkpoint whose export is cached already).
-
-    Cached exports are found by the checkpoint file's hash (`onnx/sources/`), so a start with
-    everything built never loads the torch model: faster, and its fp32 weights never take memory.
-    """
-    from .onnx_export import MANIFEST, ExportError, export_onnx, load_export, weights_fingerprint
-    from .ort_int8 import check_int8_refusal, has_int8, quantize_export
-    from .torch_backend import RANDOM_WEIGHTS_WARNING, load_model
-
-    if weights is not None and (Path(weights) / MANIFEST).is_file():
-        export = load_export(weights)
-        if int8 and not has_int8(export, **(bars or {})):
-            raise ExportError(f"{weights} has no int8 graphs with 7-bit weights that passed the held-out gate (older exports "
-                              f"which saturate on CPUs without VNNI); make them with `socialmae-rt export-onnx --int8`")
-        return export, None
-    root = Path(cache_dir or cache_root()) / "onnx"
-    source = root / "sources" / source_key(weights, config, seed)[:32]
-    if source.is_file():
-        try:
-            export = load_export(root / source.read_text().strip())
-        except ExportError as reason:
-            log.warning("cached export for %s unusable (%s); exporting again", weights or "random weights", reason)
-        else:
-            if int8:
-                check_int8_refusal(export, **(bars or {}))
-            if not int8 or has_int8(export, **(bars or {})):
-                if weights is None:
-                    log.warning(RANDOM_WEIGHTS_WARNING)
-                return export, None
-    model, preprocess = load_model(weights, config, seed)
-    directory = root / weights_fingerprint(model)[:16]
-    try:
-        export = load_export(directory)
-    except ExportError as reason:
-        log.warning("exporting ONNX graphs to %s (once per set of weights): %s", directory, reason)
-        if on_status is not None:
-            on_status(f"exporting ONNX graphs to {directory} (once per set of weights)")
-        export = export_onnx(model, directory, preprocess, source=str(weights) if weights else RANDOM_WEIGHTS)
-    # Recorded before int8 is tried: a refused int8 build still leaves a findable fp32 export.
-    source.parent.mkdir(parents=True, exist_ok=True)
-    source.write_text(directory.name + "\n")
-    if int8 and not has_int8(export, **(bars or {})):
-        check_int8_refusal(export, **(bars or {}))
-        if on_status is not None:
-            on_status("quantizing the ONNX graphs to int8 (once per set of weights)")
-        report = quantize_export(export, model, progress=on_status, **(bars or {}))
-        log.info("int8 accuracy vs torch fp32 on held-out clips: %s", report["graphs"])
-    return export, model
-
-
 def _torch(precision: str) -> Callable[..., Backend]:
     def make(weights, config, *, on_status=None, **options):  # loads in seconds: nothing to report
-        from .torch_backend import TorchBackend
+        from socialmae_rt.engines.torch_backend import TorchBackend
 
         return TorchBackend(weights, config, precision=precision, **options)
 
@@ -116,9 +30,9 @@ def _torch(precision: str) -> Callable[..., Backend]:
 def _ort(variant: str) -> Callable[..., Backend]:
     def make(weights, config, *, cache_dir=None, threads=None, providers=None, graph_optimization="all", seed=0,
              on_status=None, min_cosine=None, max_prob_diff=None):
-        from .ort_backend import OrtBackend
+        from socialmae_rt.engines.ort_backend import OrtBackend
 
-        export = _export_and_model(weights, config, int8=variant == "int8", cache_dir=cache_dir, seed=seed,
+        export = export_and_model(weights, config, int8=variant == "int8", cache_dir=cache_dir, seed=seed,
                                    on_status=on_status, bars=_bars(min_cosine, max_prob_diff))[0]
         return OrtBackend(export, variant, threads=threads, providers=providers, graph_optimization=graph_optimization)
 
@@ -127,7 +41,7 @@ def _ort(variant: str) -> Callable[..., Backend]:
 
 def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, threads=None, **options) -> Backend:
     """`threads`: the CPU threads of the ONNX Runtime fallback (TensorRT itself runs on the GPU)."""
-    from .tensorrt_backend import TensorRTConfig, create_tensorrt_backend
+    from socialmae_rt.engines.tensorrt_backend import TensorRTConfig, create_tensorrt_backend
 
     export = prepare_export(weights, config, cache_dir=cache_dir, seed=seed, on_status=on_status)
     trt_cache = str(Path(cache_dir or cache_root()) / "trt")
@@ -138,12 +52,12 @@ def _tensorrt(weights, config, *, cache_dir=None, seed=0, on_status=None, thread
 def _openvino(kind: str) -> Callable[..., Backend]:
     def make(weights, config, *, cache_dir=None, threads=None, seed=0, precision="auto",
              calibration_clips=None, held_out_clips=(), min_cosine=None, max_prob_diff=None, on_status=None):
-        from .openvino_backend import OpenVinoBackend
-        from .int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE
-        from .openvino_ir import prepare_ir
-        from .references import fp32_reference
+        from socialmae_rt.engines.int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE
+        from socialmae_rt.engines.openvino_backend import OpenVinoBackend
+        from socialmae_rt.engines.openvino_ir import prepare_ir
+        from socialmae_rt.engines.references import fp32_reference
 
-        export, model = _export_and_model(weights, config, cache_dir=cache_dir, seed=seed, on_status=on_status)
+        export, model = export_and_model(weights, config, cache_dir=cache_dir, seed=seed, on_status=on_status)
         ir = prepare_ir(export, kind, cache_dir=cache_dir, calibration_clips=calibration_clips,
                         held_out_clips=held_out_clips or (),
                         reference=fp32_reference(export, model) if kind == "int8" else None,
@@ -203,16 +117,16 @@ def create_backend(
     """
     spec = parse_weights(str(weights) if isinstance(weights, Path) else weights)
     if spec.is_bundle:
-        from .bundle_backend import check_bundle_entries
+        from socialmae_rt.engines.bundle_backend import check_bundle_entries
 
         check_bundle_entries(spec)  # before `auto` says what it picked and anything builds
     if name == "auto":
-        from .auto import create_auto_backend
+        from socialmae_rt.engines.auto import create_auto_backend
 
         return create_auto_backend(create_backend, weights, config, **options)
     if name == "triton":
         _needs("triton", "tritonclient", TRITON_HINT)
-        from .triton_backend import create_triton_backend
+        from socialmae_rt.engines.triton_backend import create_triton_backend
 
         return create_triton_backend(spec, **options)
     if name not in _BACKENDS:
@@ -220,7 +134,7 @@ def create_backend(
     make, module, hint = _BACKENDS[name]
     _needs(name, module, hint)
     if spec.is_bundle:
-        from .bundle_backend import create_bundle_backend
+        from socialmae_rt.engines.bundle_backend import create_bundle_backend
 
         return create_bundle_backend(spec, lambda path: make(path, None, **options))
     return make(spec.single, config, **options)

@@ -14,10 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from socialmae_rt.engines.module_views import with_attention
 from socialmae_rt.model import SocialMAE
 from socialmae_rt.model.social_mae import Attention
-
-from .module_views import with_attention
 
 CONTRIB_DOMAIN = "com.microsoft"
 

@@ -1,7 +1,7 @@
 """The int8 accuracy gate, one for ONNX Runtime and OpenVINO: scored on clips the quantizer never saw.
 
 Calibration windows come from the calibration clips (the bundled sample clip, or your own); the
-gate scores windows of the held-out suite (`socialmae_rt.heldout_media`: other faces, voices,
+gate scores windows of the held-out suite (`socialmae_rt.media.heldout`: other faces, voices,
 languages, laughter, tones, noise, silence, light and framing), never windows of the clips it
 calibrated on. Windows 0.5 s apart in one clip share 7/8 of their content, so held-out windows of
 the same clip would only measure the calibration set again.
@@ -23,13 +23,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from socialmae_rt.backend import MODE_INPUTS, Int8Refused
+from socialmae_rt.engines.calibration import CalibrationSet, calibration_windows
+from socialmae_rt.engines.engine_cache import cache_root
 from socialmae_rt.features.config import PreprocessConfig
-from socialmae_rt.heldout_media import build_suite, suite_key
+from socialmae_rt.media.heldout import build_suite, suite_key
 from socialmae_rt.model import Modality
-
-from .base import MODE_INPUTS, Int8Refused
-from .calibration import CalibrationSet, calibration_windows
-from .engine_cache import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def held_out_windows(preprocess: PreprocessConfig, exclude_sha256: Sequence[str]
                                   [str(o) for o in saved["origins"]])
     say(f"writing the held-out suite for the int8 gate into {home} (once)")
     clips = build_suite(home)
-    from .onnx_export import sha256_file
+    from socialmae_rt.engines.onnx_export import sha256_file
 
     kept = [c for c in clips if sha256_file(c) not in set(exclude_sha256)]
     say(f"cutting held-out windows from {len(kept)} clips")
@@ -105,8 +104,8 @@ def gate_windows(preprocess: PreprocessConfig, calibration_clips: Sequence[str |
                  progress: Progress | None = None, held_out_clips: Sequence[str | Path] = ()) -> GateWindows:
     """Calibration windows from `calibration_clips` (None: the bundled sample clip); held-out
     windows from the suite, without any clip that is also a calibration clip, plus those of
-    `held_out_clips` (a site recording's later part: socialmae_rt.site_calibration)."""
-    from .onnx_export import sha256_file
+    `held_out_clips` (a site recording's later part: socialmae_rt.app.site_calibration)."""
+    from socialmae_rt.engines.onnx_export import sha256_file
 
     clips = [Path(c) for c in calibration_clips or ()]
     calibration = calibration_windows(clips or None, preprocess)

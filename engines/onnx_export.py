@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from socialmae_rt.backend import MODE_INPUTS
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
-
-from .base import MODE_INPUTS
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,11 @@ import time
 
 import numpy as np
 
+from socialmae_rt.backend import MODE_INPUTS, BackendInfo, BackendOutput, check_finite, check_inputs
+from socialmae_rt.engines.onnx_export import OnnxExport
+from socialmae_rt.engines.openvino_ir import OpenVinoIR
 from socialmae_rt.model import Modality
-from socialmae_rt.threads import compute_threads
-
-from .base import MODE_INPUTS, BackendInfo, BackendOutput, check_finite, check_inputs
-from .onnx_export import OnnxExport
-from .openvino_ir import OpenVinoIR
+from socialmae_rt.util.threads import compute_threads
 
 log = logging.getLogger(__name__)
 

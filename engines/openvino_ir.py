@@ -34,14 +34,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from socialmae_rt.machine import CpuDescription
+from socialmae_rt.backend import MODE_INPUTS
+from socialmae_rt.engines.engine_cache import cache_root
+from socialmae_rt.engines.int8_gate import (
+    MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, Int8GateRefused, Progress, Reference, ReferenceOutputs, check_accuracy,
+    failures, float_ladder, gate_id, gate_windows, graph_inputs, hopeless, in_chunks, score, worst_per_clip)
+from socialmae_rt.engines.onnx_export import OnnxExport, read_manifest, sha256_file
 from socialmae_rt.model import Modality
-
-from .base import MODE_INPUTS
-from .engine_cache import cache_root
-from .int8_gate import (MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, Int8GateRefused, Progress, Reference, check_accuracy, failures, float_ladder,
-                        gate_id, gate_windows, graph_inputs, hopeless, ReferenceOutputs, in_chunks, score, worst_per_clip)
-from .onnx_export import OnnxExport, read_manifest, sha256_file
+from socialmae_rt.util.machine import CpuDescription
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,6 @@ def _build_int8(export: OnnxExport, fp32: OpenVinoIR, directory: Path, clips: Se
         raise ImportError("building the int8 OpenVINO IR needs NNCF: pip install nncf "
                           "(or the project's [int8] extra); a cached int8 IR runs without it") from err
     import openvino as ov
-
     from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
     nncf.set_log_level(logging.WARNING)  # its INFO lines list every node it leaves alone: thousands

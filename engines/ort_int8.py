@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from socialmae_rt.backend import MODE_INPUTS
+from socialmae_rt.engines.int8_gate import (
+    MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, FloatKeep, Int8GateRefused, Progress, ReferenceOutputs, check_accuracy,
+    failures, float_ladder, gate_id, held_out_windows, hopeless, in_chunks, score, worst_per_clip)
+from socialmae_rt.engines.onnx_export import MANIFEST, ExportError, OnnxExport, run_graph, sha256_file, write_manifest
+from socialmae_rt.engines.references import fp32_reference
 from socialmae_rt.model import Modality, SocialMAE
-
-from .base import MODE_INPUTS
-from .int8_gate import (MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, FloatKeep, Progress, check_accuracy, failures, float_ladder, gate_id,
-                        held_out_windows, hopeless, ReferenceOutputs, in_chunks, score, worst_per_clip, Int8GateRefused)
-from .onnx_export import MANIFEST, ExportError, OnnxExport, run_graph, sha256_file, write_manifest
-from .references import fp32_reference
 
 log = logging.getLogger(__name__)
 

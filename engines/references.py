@@ -6,11 +6,10 @@ from typing import Mapping
 
 import numpy as np
 
+from socialmae_rt.backend import MODE_INPUTS
+from socialmae_rt.engines.int8_gate import Reference, in_chunks
+from socialmae_rt.engines.onnx_export import OnnxExport, run_graph, torch_outputs
 from socialmae_rt.model import Modality, SocialMAE
-
-from .base import MODE_INPUTS
-from .onnx_export import OnnxExport, run_graph, torch_outputs
-from .int8_gate import Reference, in_chunks
 
 
 def fp32_reference(export: OnnxExport, model: SocialMAE | None) -> Reference:

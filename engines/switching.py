@@ -31,9 +31,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .base import Backend, BackendOutput, Int8Refused, StatusCallback
-from .build_child import REFUSED_EXIT
-from .int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, cosine_report, failures
+from socialmae_rt.backend import Backend, BackendOutput, Int8Refused, StatusCallback
+from socialmae_rt.engines.build_child import REFUSED_EXIT
+from socialmae_rt.engines.int8_gate import MAX_BINARY_PROB_DIFF, MIN_INT8_COSINE, cosine_report, failures
+from socialmae_rt.stream.status import ShadowHealth, Switch, SwitchingHealth
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class SwitchingBackend:
         self._refuse = refuse
         self._fallbacks = list(fallbacks)
         self._start_candidate = start  # how to load the backend running now again (a fallback after an upgrade)
-        self.switches: list[dict[str, Any]] = []  # {"at_s", "from", "to", "why"}
+        self.switches: list[Switch] = []
         self.pending: str | None = None  # what is being built or loaded now
         self.problems: list[str] = []  # said once each: a shadow check or an upgrade that cannot run
         self.fallback_reason: str | None = None  # why the shadow check left an approximate backend
@@ -187,8 +188,7 @@ class SwitchingBackend:
             self.failing_in_a_row = 0
             self._leaving = False
             self._scores.clear()
-        self.switches.append({"at_s": round(time.monotonic() - self._started, 1), "from": old.info.name,
-                              "to": backend.info.name, "why": why})
+        self.switches.append(Switch(round(time.monotonic() - self._started, 1), old.info.name, backend.info.name, why))
         log.warning("switched backend %s -> %s (%s)", old.info.name, backend.info.name, why)
         self._say(f"switched from {old.info.name} to {backend.info.name} ({backend.info.precision}): {why}")
         old.close()
@@ -328,22 +328,19 @@ class SwitchingBackend:
         self._jobs.put((fallbacks, why))
 
     # Status ------------------------------------------------------------------------------------
-    def health(self) -> dict[str, Any]:
+    def health(self) -> SwitchingHealth:
         """For status records, the console and /diagnostics."""
         scores = list(self._scores)
-        return {
-            "pending": self.pending,
-            "switches": list(self.switches),
-            "fallback_reason": self.fallback_reason,
-            "problems": list(self.problems),
-            "shadow": None if self._reference_factory is None or not self.shadow_config.enabled else {
-                "reference": self.shadow_reference, "every_s": self.shadow_config.every_s, "checks": self.checks,
-                "agreeing": sum(s["ok"] for s in scores), "of_last": len(scores),
-                "rolling_min_cosine": min((s["min_cosine"] for s in scores), default=None),
-                "rolling_max_prob_diff": max((s["max_prob_diff"] for s in scores), default=None),
-                "failing_in_a_row": self.failing_in_a_row, "active": approximate(self._current),
-            },
-        }
+        shadow = None
+        if self._reference_factory is not None and self.shadow_config.enabled:
+            shadow = ShadowHealth(
+                reference=self.shadow_reference, every_s=self.shadow_config.every_s, checks=self.checks,
+                agreeing=sum(s["ok"] for s in scores), of_last=len(scores),
+                rolling_min_cosine=min((s["min_cosine"] for s in scores), default=None),
+                rolling_max_prob_diff=max((s["max_prob_diff"] for s in scores), default=None),
+                failing_in_a_row=self.failing_in_a_row, active=approximate(self._current))
+        return SwitchingHealth(pending=self.pending, switches=tuple(self.switches), fallback_reason=self.fallback_reason,
+                               problems=tuple(self.problems), shadow=shadow)
 
 
 def build_in_child(spec: dict[str, Any], progress: Callable[[str], None], stop: threading.Event,

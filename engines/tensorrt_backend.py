@@ -29,28 +29,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from socialmae_rt.backend import (  # the shared checks: the TRT tests import them from here too
+    MODE_INPUTS, Backend, BackendInfo, BackendOutput, NonFiniteOutputError, StatusCallback, check_finite, check_inputs)
+from socialmae_rt.engines.engine_cache import (
+    PRECISIONS, BatchProfile, CacheKeyParts, LoadedEngine, PlanReport, default_cache_dir, load_or_build)
+from socialmae_rt.engines.onnx_export import OnnxExport, load_export, sha256_file
 from socialmae_rt.model import Modality
-
-from .base import (  # the shared checks: the TRT tests import them from here too
-    MODE_INPUTS,
-    Backend,
-    BackendInfo,
-    BackendOutput,
-    NonFiniteOutputError,
-    StatusCallback,
-    check_finite,
-    check_inputs,
-)
-from .engine_cache import (
-    PRECISIONS,
-    BatchProfile,
-    CacheKeyParts,
-    LoadedEngine,
-    PlanReport,
-    default_cache_dir,
-    load_or_build,
-)
-from .onnx_export import OnnxExport, load_export, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +205,7 @@ def _ort_fallback(export: OnnxExport, why: str, threads: int | None = None) -> B
     try:
         import onnxruntime  # noqa: F401 - the fallback's runtime: missing means no fallback at all
 
-        from .ort_backend import OrtBackend
+        from socialmae_rt.engines.ort_backend import OrtBackend
     except ImportError as err:
         raise ImportError(
             f"TensorRT cannot run here ({why}) and the ONNX Runtime fallback could not be imported: {err}; "
@@ -327,7 +311,7 @@ def _enable_fp16(trt, compute_capability: str, config, precision: str) -> bool:
     return True
 
 
-class _TensorRT:
+class TensorRTRuntime:
     """The tensorrt module, one runtime on one device, and the facts a cache key needs."""
 
     def __init__(self, device_index: int) -> None:
@@ -361,7 +345,7 @@ class _TensorRT:
         """The ONNX graph a plan is built from: the fp16 graph for fp16 on a strongly typed
         TensorRT, else the fp32 one (TensorRT 10 lowers it to fp16 by the builder flag)."""
         if self.strongly_typed and precision == "fp16":
-            from .onnx_export import fp16_graph
+            from socialmae_rt.engines.onnx_export import fp16_graph
 
             return fp16_graph(export, modality)
         return export.graph(modality)
@@ -561,7 +545,7 @@ class TensorRTBackend:
         self.outputs = export.outputs
         self.window_shapes = {name: tuple(shape) for name, shape in export.manifest["input_shapes"].items()}
         self._lock = threading.Lock()  # the buffers are shared: one inference at a time
-        self._env = _TensorRT(self.config.device)
+        self._env = TensorRTRuntime(self.config.device)
         self.stream = torch.cuda.Stream(device=self._env.device)
         self.reports: dict[Modality, PlanReport] = {}
         self._runners: dict[Modality, _ModeRunner] = {}
@@ -645,7 +629,7 @@ def build_engines(
     if why is not None:
         raise TensorRTUnavailable(f"cannot build TensorRT engines: {why}")
     export = load_export(export_dir)
-    env = _TensorRT(config.device)
+    env = TensorRTRuntime(config.device)
 
     def announce(modality: Modality, reason: str) -> None:
         message = f"building TensorRT engine for {modality.value} (this can take minutes)"

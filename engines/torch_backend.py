@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from socialmae_rt.backend import RANDOM_WEIGHTS, BackendInfo, BackendOutput
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, load_any_checkpoint
-from socialmae_rt.threads import compute_threads, idle_threads_spin
-
-from .base import RANDOM_WEIGHTS, BackendInfo, BackendOutput
+from socialmae_rt.util.threads import compute_threads, idle_threads_spin
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class TorchBackend:
         torch.set_num_threads(self.threads)
         if idle_threads_spin():
             log.info("torch's idle OpenMP threads spin (slow beside other busy processes): set "
-                     "OMP_WAIT_POLICY=PASSIVE, or call socialmae_rt.threads.yield_idle_threads() before importing torch")
+                     "OMP_WAIT_POLICY=PASSIVE, or call socialmae_rt.util.threads.yield_idle_threads() before importing torch")
         self.device = torch.device(device)
         self.precision = precision
         model, self.preprocess = load_model(weights, config, seed)

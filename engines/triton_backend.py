@@ -24,11 +24,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from socialmae_rt.backend import MODE_INPUTS, BackendInfo, BackendOutput, BackendUnavailable, check_finite, check_inputs
+from socialmae_rt.engines.triton_repository import FORMAT, MODEL_PREFIX, PARAMETER_PREFIX, model_name, preprocess_sha256
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model import Modality, SocialMAEConfig
-
-from .base import MODE_INPUTS, BackendInfo, BackendOutput, BackendUnavailable, check_finite, check_inputs
-from .triton_repository import FORMAT, PARAMETER_PREFIX, model_name, preprocess_sha256
+from socialmae_rt.util.options import option
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,16 @@ class TritonModelMismatch(ValueError):
 
 @dataclass
 class TritonConfig:
-    url: str = "127.0.0.1:8001"  # host:port of the server's gRPC (8001) or HTTP (8000) endpoint
-    protocol: str = "grpc"
-    model_prefix: str = "socialmae"
-    timeout_s: float = 10.0  # one request, connection included
+    """A Triton server and how to talk to it (`--backend triton`; the run flags --triton-*)."""
+
+    # HOST:PORT of the server's gRPC or HTTP endpoint; None: 127.0.0.1 and the protocol's port
+    url: str | None = option(None, "--backend triton: the server (default: 127.0.0.1:8001 for grpc, :8000 for "
+                             "http)", metavar="HOST:PORT")
+    protocol: str = option("grpc", "--backend triton: protocol (default: %(default)s)", choices=PROTOCOLS)
+    model_prefix: str = option(MODEL_PREFIX, "--backend triton: model names on the server, as given to "
+                               "export-triton (default: %(default)s)")
+    timeout_s: float = option(10.0, "--backend triton: seconds one request may take (connection included) before "
+                              "the server counts as down (default: %(default)s)", name="timeout")
     connect_timeout_s: float = 30.0  # at start: how long to wait for the server to answer
     retry_initial_s: float = 0.5
     retry_max_s: float = 10.0
@@ -54,6 +60,8 @@ class TritonConfig:
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"triton protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.url is None or not self.url.strip():
+            self.url = f"127.0.0.1:{DEFAULT_PORTS[self.protocol]}"
         host, _, port = self.url.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"triton url must be HOST:PORT (e.g. 127.0.0.1:{DEFAULT_PORTS[self.protocol]}), "
@@ -89,7 +97,7 @@ class Expected:
 
     @classmethod
     def from_weights(cls, path: str | Path) -> "Expected":
-        from .onnx_export import MANIFEST, load_export, sha256_file
+        from socialmae_rt.engines.onnx_export import MANIFEST, load_export, sha256_file
 
         path = Path(path)
         if (path / MANIFEST).is_file():
@@ -108,7 +116,7 @@ class Expected:
         return cls(str(path), checkpoint_sha256=sha256_file(path), preprocess=preprocess)
 
 
-def _client_module(protocol: str):
+def client_module(protocol: str):
     try:
         if protocol == "grpc":
             import tritonclient.grpc as module
@@ -148,7 +156,7 @@ class TritonBackend:
         self.config = config or TritonConfig()
         self.task = task
         self.expected = expected
-        self._module = _client_module(self.config.protocol)
+        self._module = client_module(self.config.protocol)
         self._make_client = client_factory or self._new_client
         self._lock = threading.Lock()
         self._client = None
@@ -339,7 +347,7 @@ class TritonBackend:
 def discover_tasks(config: TritonConfig) -> list[str | None]:
     """The tasks whose three graphs the server holds under `model_prefix` ([None]: one single
     checkpoint without a task prefix)."""
-    module = _client_module(config.protocol)
+    module = client_module(config.protocol)
     client = module.InferenceServerClient(config.url)
     try:
         index = client.get_model_repository_index(as_json=True) if config.protocol == "grpc" else \
@@ -361,7 +369,7 @@ def discover_tasks(config: TritonConfig) -> list[str | None]:
 
 def _wait_for_server(config: TritonConfig) -> None:
     """Return once the server answers a liveness probe; BackendUnavailable after connect_timeout_s."""
-    module = _client_module(config.protocol)
+    module = client_module(config.protocol)
     deadline = time.monotonic() + config.connect_timeout_s
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -379,17 +387,13 @@ def _wait_for_server(config: TritonConfig) -> None:
     raise _unreachable(config, last)
 
 
-def create_triton_backend(spec, *, triton_url: str | None = None, triton_protocol: str = "grpc",
-                          triton_model_prefix: str = "socialmae", triton_timeout_s: float = 10.0,
-                          triton_connect_timeout_s: float = 30.0, on_status=None, **_local_options: Any):
+def create_triton_backend(spec, *, triton: TritonConfig | None = None, on_status=None, **_local_options: Any):
     """The backend for `--backend triton`: `spec` (parsed --weights) names what the server must
     hold, or nothing (use whatever our repository on the server holds: one checkpoint, or every
     task of a bundle). Options for local backends (threads, cache_dir, ...) do not apply."""
-    from .bundle_backend import BundleBackend, BundleMember
+    from socialmae_rt.engines.bundle_backend import BundleBackend, BundleMember
 
-    config = TritonConfig(url=triton_url or f"127.0.0.1:{DEFAULT_PORTS[triton_protocol]}", protocol=triton_protocol,
-                          model_prefix=triton_model_prefix, timeout_s=triton_timeout_s,
-                          connect_timeout_s=triton_connect_timeout_s)
+    config = triton or TritonConfig()
     if on_status is not None:
         on_status(f"connecting to the Triton server at {config.url} ({config.protocol})")
     _wait_for_server(config)

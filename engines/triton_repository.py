@@ -30,12 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from socialmae_rt.backend import MODE_INPUTS, StatusCallback
 from socialmae_rt.model.modality import Modality
 
-from .base import MODE_INPUTS, StatusCallback
-
 if TYPE_CHECKING:  # onnx_export imports torch; a repository is written from exports already made
-    from .onnx_export import OnnxExport
+    from socialmae_rt.engines.onnx_export import OnnxExport
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,7 @@ PLATFORMS = ("onnxruntime", "tensorrt", "python")
 INSTANCE_KINDS = ("KIND_AUTO", "KIND_GPU", "KIND_CPU")
 # What a client reads from each model's config `parameters` (all strings, as Triton keeps them).
 PARAMETER_PREFIX = "socialmae_"
+MODEL_PREFIX = "socialmae"  # model names on the server: <prefix>[_<task>]_<modality>
 PYTHON_MODEL = Path(__file__).with_name("triton_python_model.py")
 
 
@@ -62,7 +62,7 @@ class TritonRepositoryConfig:
     instance_kind: str = "KIND_AUTO"
     variant: str = "fp32"  # onnxruntime / python: the int8 graphs where the export has them
     threads: int = 0  # python platform: onnxruntime threads per instance (0: its default)
-    model_prefix: str = "socialmae"
+    model_prefix: str = MODEL_PREFIX
     tensorrt_precision: str = "fp16"
     extra_parameters: dict[str, str] = field(default_factory=dict)
 
@@ -231,13 +231,13 @@ def _tensorrt_plans(entries: Sequence[RepositoryEntry], config: TritonRepository
     """Build a plan per graph on this machine's GPU (Triton's GPUs must be the same model)."""
     import tempfile
 
-    from .tensorrt_backend import TensorRTConfig, _TensorRT, tensorrt_unavailable_reason
+    from socialmae_rt.engines.tensorrt_backend import TensorRTConfig, TensorRTRuntime, tensorrt_unavailable_reason
 
     why = tensorrt_unavailable_reason()
     if why is not None:
         raise TritonRepositoryError(f"--platform tensorrt builds plans on this machine's GPU and cannot here: {why}; "
                                     "use --platform onnxruntime (optionally with TensorRT acceleration on the server)")
-    runtime = _TensorRT(0)
+    runtime = TensorRTRuntime(0)
     staging = Path(tempfile.mkdtemp(prefix="socialmae-triton-plans-"))
     trt_config = TensorRTConfig(max_batch=config.max_batch_size, opt_batch=max(config.preferred_batch_sizes or [1]),
                                 precision=config.tensorrt_precision, cache_dir=str(staging))
@@ -256,7 +256,7 @@ def _tensorrt_plans(entries: Sequence[RepositoryEntry], config: TritonRepository
 
 def checkpoint_sha256(path: str | Path | None) -> str | None:
     """The sha256 of a checkpoint file (None for an export directory or no weights)."""
-    from .onnx_export import sha256_file
+    from socialmae_rt.engines.onnx_export import sha256_file
 
     if path is None or Path(path).is_dir():
         return None
@@ -268,10 +268,9 @@ def export_triton(weights: str | None, out: str | Path, config: TritonRepository
                   on_status: StatusCallback | None = None) -> dict[str, Any]:
     """`--weights` (a checkpoint, an export directory, a task bundle, or None for random weights)
     -> a model repository under `out`. Exports come from (and go to) the ONNX export cache."""
+    from socialmae_rt.engines.bundle_backend import check_bundle_entries
+    from socialmae_rt.engines.exports import prepare_export
     from socialmae_rt.weights.bundle import parse_weights
-
-    from .bundle_backend import check_bundle_entries
-    from .factory import prepare_export
 
     config = config or TritonRepositoryConfig()
     spec = parse_weights(weights)

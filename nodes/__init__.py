@@ -1,4 +1,3 @@
-"""ROS 2 nodes and the ZeroMQ publisher; the only place rclpy is imported.
-
-Imported as `socialmae_rt.nodes`. The nodes arrive with the ROS issue.
-"""
+"""ROS 2 nodes: social_perception (the pipeline on ROS topics) and laugh_responder; the only
+place rclpy is imported. Imported as `socialmae_rt.nodes`; the ZeroMQ publisher is a sink
+(socialmae_rt.sinks)."""

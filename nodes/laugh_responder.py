@@ -25,7 +25,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
 
-from .ros_process import reject_unknown_parameters, run_node
+from socialmae_rt.nodes.ros_process import reject_unknown_parameters, run_node
 
 NS_PER_SECOND = 1_000_000_000
 SOUND_PLAYERS = ("paplay", "aplay")
@@ -116,7 +116,7 @@ class LaughResponder(Node):
 
 
 def node_help() -> str:
-    from socialmae_rt.field_help import field_comments, parameter_table
+    from socialmae_rt.util.field_help import field_comments, parameter_table
 
     defaults, comments = LaughResponderConfig(), field_comments(LaughResponderConfig)
     meanings = {"onset_topic": "laughter onsets to react to (std_msgs/Header: stamp = onset time, frame_id = face id)",
@@ -129,7 +129,7 @@ def node_help() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from socialmae_rt.field_help import wants_help
+    from socialmae_rt.util.field_help import wants_help
 
     if wants_help(sys.argv[1:] if argv is None else argv[1:]):
         print(node_help())

@@ -47,39 +47,29 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterUninitializedException
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
-
-from socialmae_rt.field_help import wants_help
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension, MultiArrayLayout, String
 
+from socialmae_rt.app.assemble import assemble, close_all
+from socialmae_rt.app.options import NO_MIC, RunOptions
 from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState
-from socialmae_rt.postprocess import PERSONALITY_TRAITS, LaughterEvent, LaughterEventKind, PostprocessConfig
+from socialmae_rt.nodes.ros_inputs import RosInputConfig, RosInputs
+from socialmae_rt.nodes.ros_process import reject_unknown_parameters, run_node
 from socialmae_rt.results import SocialPerception
-from socialmae_rt.threads import yield_idle_threads
-from socialmae_rt.weights.released import PERCEPTION_TASKS
-from socialmae_rt.runner import (
-    NO_MIC,
-    RunOptions,
-    backend_before_capture,
-    build_pipeline,
-    build_sources,
-    close_all,
-    latency_text,
-    open_sources,
-    output_sinks,
-    run_pipeline,
-    start_capture,
-)
-
-from .ros_inputs import RosInputConfig, RosInputs
-from .ros_process import reject_unknown_parameters, run_node
+from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind, PostprocessConfig
+from socialmae_rt.stream.status import PipelineStatus, SwitchingHealth
+from socialmae_rt.tasks import PERCEPTION_TASKS, PERSONALITY_TRAITS
+from socialmae_rt.util.field_help import wants_help
+from socialmae_rt.util.options import from_flat, options_of
+from socialmae_rt.util.threads import yield_idle_threads
 
 NODE_NAME = "social_perception"
+WORKER_JOIN_S = 5.0  # how long the pipeline thread may take to finish a window once stopped
 FATAL_LINGER_S = 1.5  # after a fatal error: time for /diagnostics ERROR to go out before the process ends
 ROS_INPUT = "ros"  # `source:=ros` / `mic:=ros`: read the ROS input topics
 INPUT_PREFIX = "input_"
@@ -106,15 +96,8 @@ class NodeConfig:
 
 
 def run_option_parameters() -> list[tuple[str, Any, Parameter.Type]]:
-    """(name, default or None, type) for every RunOptions field the node exposes."""
-    declared = []
-    defaults = RunOptions()
-    for field in dataclasses.fields(RunOptions):
-        if field.name in CONSOLE_ONLY or field.name == "postprocess":
-            continue
-        base = field.type.replace(" | None", "")  # annotations are strings (postponed evaluation)
-        declared.append((field.name, getattr(defaults, field.name), _TYPES[base]))
-    return declared
+    """(name, default or None, type) for every run option the node exposes (util/options.py)."""
+    return [(o.name, o.default, _TYPES[o.kind.__name__]) for o in options_of(RunOptions) if o.name not in CONSOLE_ONLY]
 
 
 def parameter_names() -> list[str]:
@@ -194,7 +177,7 @@ class RosSink:
             _stamp(header, event.time_ns)
             self.onset.publish(header)
 
-    def write_status(self, status: dict[str, Any]) -> None:
+    def write_status(self, status: PipelineStatus) -> None:
         pass  # diagnostics are published by the node's own 1 Hz timer
 
     def close(self) -> None:
@@ -269,35 +252,21 @@ class SocialPerceptionNode(Node):
         self.exit_on_failure = False  # main(): a fatal error shuts the process down (exit code 1)
         self.ros_inputs = None
         ros_video, ros_audio = ros_input_streams(self.options)
-        # The input is opened first (a missing camera or file is said at once, before any model
-        # loads), then a first build (export, IR, int8 calibration) happens before any input is
-        # taken in, then capture starts: the first window fills while a light model loads.
-        opened = [] if ros_video else open_sources(build_sources(self.options))
-        try:
-            self.backend = backend_before_capture(self.options, on_status=self.get_logger().info)
-        except BaseException:
-            close_all(opened)
-            raise
-        if ros_video:
+
+        def subscribe(_opened: list) -> list:  # source:=ros: the topics are the capture
             self.ros_inputs = RosInputs(self, self.input_config, video=True, audio=ros_audio,
                                         log_error=self.get_logger().error,
                                         callback_group=MutuallyExclusiveCallbackGroup(),
                                         max_frame_side=self.options.max_frame_side)
-            self.sources = list(self.ros_inputs.sources)
-        else:
-            self.sources = start_capture(opened)
+            return list(self.ros_inputs.sources)
+
+        # app/assemble.py: the input opens first (a missing camera or file is said at once), a first
+        # build (export, IR, int8 calibration) happens before any input is taken in, then capture starts.
+        self.assembly = assemble(self.options, sources=[] if ros_video else None,
+                                 capture=subscribe if ros_video else None, sinks=[RosSink(self, self.options.embedding)],
+                                 on_status=self.get_logger().info, background=True, check_length=False)
+        self.pipeline, self.sources, self.sinks = self.assembly.pipeline, self.assembly.sources, self.assembly.sinks
         self._last_states = {s.status.name: s.status.state for s in self.sources}
-        self.sinks = [RosSink(self, self.options.embedding)]
-        try:
-            self.sinks += output_sinks(self.options)
-            self.pipeline = build_pipeline(self.options, self.sinks, backend=self.backend)
-        except BaseException:
-            close_all(self.sources)
-            for sink in self.sinks:
-                sink.close()
-            if self.backend is not None:
-                self.backend.close()
-            raise
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
         if self.node_config.summary_every_s:
@@ -322,7 +291,7 @@ class SocialPerceptionNode(Node):
     def _options_from_parameters(self) -> RunOptions:
         values = {name: self._value(name) for name, _, _ in run_option_parameters()}
         post = PostprocessConfig(**{name: self.get_parameter(name).value for name in POSTPROCESS_PARAMETERS})
-        return RunOptions(**values, postprocess=post)
+        return from_flat(RunOptions, values, base=RunOptions(postprocess=post))
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         changes = {}
@@ -345,7 +314,7 @@ class SocialPerceptionNode(Node):
 
     def _run(self) -> None:
         try:
-            run_pipeline(self.pipeline, self.options, self.sources, self._stop_requested)
+            self.assembly.run(self._stop_requested)
         except Exception as err:  # noqa: BLE001 - whatever ends perception must end the process too
             if self._stop_requested.is_set():
                 return  # stopping: the sources closed under the pipeline
@@ -360,7 +329,7 @@ class SocialPerceptionNode(Node):
     def _input_ended(self) -> None:
         """A file source reached its end: say so plainly, then exit 0 or stay up (exit_at_end)."""
         status = self.pipeline.status(self.sources)
-        said = (f"input ended ({self.options.source}): {status['windows']} windows, {status['results']} records; "
+        said = (f"input ended ({self.options.source}): {status.windows} windows, {status.results} records; "
                 + ("exiting (exit_at_end)" if self.node_config.exit_at_end else
                    "staying up with /diagnostics (set exit_at_end:=true to exit when the input ends)"))
         self.get_logger().info(said)
@@ -392,24 +361,22 @@ class SocialPerceptionNode(Node):
             elif state is SourceState.RUNNING and before in (SourceState.SILENT, SourceState.FAILED):
                 self.get_logger().info(f"{source.status.name} delivering again")
 
-    def _log_first_result(self, status: dict[str, Any]) -> None:
-        if self._first_result_logged or not status["results"]:
+    def _log_first_result(self, status: PipelineStatus) -> None:
+        if self._first_result_logged or not status.results:
             return
         self._first_result_logged = True
-        backend = status["backend"]
-        p50 = status["latency_ms_p50"]
+        p50 = status.latency_ms_p50
         self.get_logger().info(
-            f"first result {time.monotonic() - self._started:.1f} s after start, on {backend['name']} "
-            f"({backend['precision']}){'' if p50 is None else f', latency {p50:.0f} ms'}: {status['last']}")
+            f"first result {time.monotonic() - self._started:.1f} s after start, on {status.backend.name} "
+            f"({status.backend.precision}){'' if p50 is None else f', latency {p50:.0f} ms'}: {status.last}")
 
     def _log_summary(self) -> None:
         status = self.pipeline.status(self.sources)
-        latency = latency_text(status)
-        sources = ", ".join(f"{s['name']} {s['state']}" for s in status["sources"])
+        sources = ", ".join(f"{s.name} {s.state.value}" for s in status.sources)
         self.get_logger().info(
-            f"{status['windows']} windows ({status['windows_per_s']:.2f}/s), {status['results']} records, "
-            f"{status['skipped_windows']} skipped; latency {latency}; {status['backend']['name']}; {sources}; "
-            f"last: {status['last']}")
+            f"{status.windows} windows ({status.windows_per_s:.2f}/s), {status.results} records, "
+            f"{status.skipped_windows} skipped; latency {status.latency_text()}; {status.backend.name}; {sources}; "
+            f"last: {status.last}")
 
     def _publish_diagnostics(self) -> None:
         self._log_source_changes()
@@ -417,19 +384,20 @@ class SocialPerceptionNode(Node):
         self._log_first_result(status)
         level, message = (DiagnosticStatus.ERROR, f"perception stopped: {self.fatal}") if self.fatal else health(status)
         served, missing = served_tasks(self.pipeline.backend)
+        backend = status.backend
         values = {
-            "backend": status["backend"]["name"], "precision": status["backend"]["precision"],
-            "weights": status["backend"]["weights"], "model": self.options.model,
-            **{f"task {task}": path for task, path in status["backend"]["tasks"].items()},
+            "backend": backend.name, "precision": backend.precision, "weights": backend.weights,
+            "model": self.options.model,
+            **{f"task {task}": path for task, path in backend.tasks.items()},
             "tasks_served": ", ".join(served) or "none",
             "tasks_not_served": ", ".join(missing) or "none",
-            "windows": status["windows"], "windows_per_s": round(status["windows_per_s"], 3),
-            "skipped_windows": status["skipped_windows"],
-            "latency_ms_p50": status["latency_ms_p50"], "latency_ms_p95": status["latency_ms_p95"],
-            "dropped_windows": ", ".join(f"{why}: {n}" for why, n in status["dropped"].items()) or "none",
-            "last_error": status["last_error"] or "none",
-            **{f"source {s['name']}": f"{s['state']} {s['detail']}".strip() for s in status["sources"]},
-            **switching_values(status["backend"].get("switching")),
+            "windows": status.windows, "windows_per_s": round(status.windows_per_s, 3),
+            "skipped_windows": status.skipped_windows,
+            "latency_ms_p50": status.latency_ms_p50, "latency_ms_p95": status.latency_ms_p95,
+            "dropped_windows": ", ".join(f"{why}: {n}" for why, n in status.dropped.items()) or "none",
+            "last_error": status.last_error or "none",
+            **{f"source {s.name}": f"{s.state.value} {s.detail}".strip() for s in status.sources},
+            **switching_values(backend.switching),
         }
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()  # health is about now, unlike results
@@ -442,11 +410,11 @@ class SocialPerceptionNode(Node):
         """Stop the pipeline thread and the sources; the node can then be destroyed."""
         self._stop_requested.set()
         close_all(self.sources)
-        self.worker.join(timeout=5.0)
-        for sink in self.sinks:
-            sink.close()
-        if not self.worker.is_alive():  # a worker still inside a window keeps what it is using
-            self.pipeline.close()
+        self.worker.join(timeout=WORKER_JOIN_S)
+        if not self.worker.is_alive():
+            self.assembly.close()
+        else:  # a worker still inside a window keeps the pipeline it is using; the outputs close
+            close_all(self.sinks)
 
 
 def served_tasks(backend) -> tuple[list[str], list[str]]:
@@ -455,47 +423,45 @@ def served_tasks(backend) -> tuple[list[str], list[str]]:
     return [t for t in PERCEPTION_TASKS if t in heads], [t for t in PERCEPTION_TASKS if t not in heads]
 
 
-def switching_values(switching: dict[str, Any] | None) -> dict[str, str]:
+def switching_values(switching: SwitchingHealth | None) -> dict[str, str]:
     """The switching backend's state as diagnostic key/values (none for a plain backend)."""
-    if not switching:
+    if switching is None:
         return {}
-    shadow = switching.get("shadow") or {}
-    values = {"backend_pending": switching["pending"] or "none",
-              "backend_switches": "; ".join(f"{s['from']} -> {s['to']} at {s['at_s']} s: {s['why']}"
-                                            for s in switching["switches"]) or "none"}
-    if shadow:
-        values.update({"shadow_check": "on" if shadow["active"] else "off (the backend is the fp32 reference)",
-                       "shadow_checks": str(shadow["checks"]),
-                       "shadow_agreeing": f"{shadow['agreeing']}/{shadow['of_last']}",
-                       "shadow_lowest_cosine": "n/a" if shadow["rolling_min_cosine"] is None
-                       else f"{shadow['rolling_min_cosine']:.5f}"})
+    values = {"backend_pending": switching.pending or "none",
+              "backend_switches": "; ".join(f"{s.from_backend} -> {s.to_backend} at {s.at_s} s: {s.why}"
+                                            for s in switching.switches) or "none"}
+    shadow = switching.shadow
+    if shadow is not None:
+        values.update({"shadow_check": "on" if shadow.active else "off (the backend is the fp32 reference)",
+                       "shadow_checks": str(shadow.checks),
+                       "shadow_agreeing": f"{shadow.agreeing}/{shadow.of_last}",
+                       "shadow_lowest_cosine": "n/a" if shadow.rolling_min_cosine is None
+                       else f"{shadow.rolling_min_cosine:.5f}"})
     return values
 
 
-def health(status: dict[str, Any]) -> tuple[bytes, str]:
+def health(status: PipelineStatus) -> tuple[bytes, str]:
     """Diagnostic level and message from the pipeline status: ERROR when no input delivers at all,
     WARN when a stream is missing (silent topic, failed device, stalled audio), else OK."""
-    sources = status["sources"]
-    down_s = status["backend"].get("down_s")
-    if down_s is not None:
-        level = DiagnosticStatus.ERROR if down_s > status["backend"]["down_grace_s"] else DiagnosticStatus.WARN
-        return level, f"backend down for {down_s:.0f} s: {status['backend']['down_reason']}"
-    delivering = [s for s in sources if s["state"] in ("starting", "running")]
-    trouble = [f"{s['name']} {s['state']}: {s['detail']}".rstrip(": ") for s in sources
-               if s["state"] in ("silent", "failed")]
+    backend = status.backend
+    if backend.down_s is not None:
+        level = DiagnosticStatus.ERROR if backend.down_s > backend.down_grace_s else DiagnosticStatus.WARN
+        return level, f"backend down for {backend.down_s:.0f} s: {backend.down_reason}"
+    delivering = [s for s in status.sources if s.state in (SourceState.STARTING, SourceState.RUNNING)]
+    trouble = [f"{s.name} {s.state.value}: {s.detail}".rstrip(": ") for s in status.sources
+               if s.state in (SourceState.SILENT, SourceState.FAILED)]
     if not delivering:
-        ended = all(s["state"] == "ended" for s in sources)
+        ended = all(s.state is SourceState.ENDED for s in status.sources)
         return (DiagnosticStatus.WARN, "all sources ended") if ended else (
             DiagnosticStatus.ERROR, "no input: " + "; ".join(trouble))
-    if trouble or status["expect"]["why"]:
-        return DiagnosticStatus.WARN, "; ".join(trouble) or status["expect"]["why"]
-    switching = status["backend"].get("switching") or {}
-    if switching.get("fallback_reason"):
-        left = next((s["from"] for s in reversed(switching["switches"]) if s["why"] == switching["fallback_reason"]),
-                    None)
-        return DiagnosticStatus.WARN, (f"backend {left} left for {status['backend']['name']}: " if left else
-                                       f"backend {status['backend']['name']} being replaced: ") + switching["fallback_reason"]
-    return DiagnosticStatus.OK, status["last"]
+    if trouble or status.expect.reason:
+        return DiagnosticStatus.WARN, "; ".join(trouble) or status.expect.reason
+    switching = backend.switching
+    if switching is not None and switching.fallback_reason:
+        left = next((s.from_backend for s in reversed(switching.switches) if s.why == switching.fallback_reason), None)
+        return DiagnosticStatus.WARN, (f"backend {left} left for {backend.name}: " if left else
+                                       f"backend {backend.name} being replaced: ") + switching.fallback_reason
+    return DiagnosticStatus.OK, status.last
 
 
 def _process_node() -> SocialPerceptionNode:
@@ -508,12 +474,10 @@ def _process_node() -> SocialPerceptionNode:
 
 def node_help() -> str:
     """Every parameter: name, type, default, meaning (from the run flags and the configs' comments)."""
-    from socialmae_rt.cli import run_flag_help
-    from socialmae_rt.field_help import field_comments, parameter_table
+    from socialmae_rt.util.field_help import field_comments, parameter_table
 
-    flags, comments = run_flag_help(), field_comments(RunOptions)
-    rows = [(name, kind.name.lower().replace("parameter_", ""), default, flags.get(name) or comments.get(name, ""))
-            for name, default, kind in run_option_parameters()]
+    rows = [(o.name, o.kind.__name__, o.default, o.help_text()) for o in options_of(RunOptions)
+            if o.name not in CONSOLE_ONLY]
     post, post_comments = PostprocessConfig(), field_comments(PostprocessConfig)
     rows += [(name, type(getattr(post, name)).__name__, getattr(post, name),
               (post_comments.get(name) or "smoothing weight of the previous value") + " (changes at run time)")

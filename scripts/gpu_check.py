@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from socialmae_rt.model.config import MODEL_NAMES
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpu_check.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="base", choices=["base", "small", "tiny"])
+    parser.add_argument("--model", default="base", choices=MODEL_NAMES)
     parser.add_argument("--weights", help="a checkpoint instead of random weights")
     parser.add_argument("--precision", default="fp16", choices=["fp16", "fp32"])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
@@ -41,16 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     import tensorrt
     import torch
 
-    from socialmae_rt.engines.bench import bench_config
+    from socialmae_rt.bench.backends import bench_config
     from socialmae_rt.engines.engine_cache import cache_root
-    from socialmae_rt.engines.factory import _export_and_model
+    from socialmae_rt.engines.exports import export_and_model
     from socialmae_rt.engines.onnx_export import compare_outputs, example_inputs
     from socialmae_rt.engines.references import fp32_reference
     from socialmae_rt.engines.tensorrt_backend import TensorRTBackend, TensorRTConfig
     from socialmae_rt.model import Modality
 
     config = None if args.weights else bench_config(args.model)
-    export, model = _export_and_model(args.weights, config, cache_dir=args.cache_dir)
+    export, model = export_and_model(args.weights, config, cache_dir=args.cache_dir)
     if model is None:  # a cached export: the reference needs the torch model itself
         from socialmae_rt.engines.torch_backend import load_model
 

@@ -7,7 +7,7 @@ PACKAGES=(
   ffmpeg            # media tools beside PyAV's bundled libraries
   libgl1            # OpenCV / MediaPipe load libGL
   libglib2.0-0      # OpenCV's GUI module
-  espeak-ng         # speech for the sample clip (socialmae_rt.sample_media)
+  espeak-ng         # speech for the sample clip (socialmae_rt.media.sample)
   pulseaudio        # microphone tests: a private server whose null-sink monitor stands in for a mic
   pulseaudio-utils  # microphone tests: pacat/pactl play tones into the null sink and control it
   libasound2-plugins # microphone tests: the ALSA `pulse` device PortAudio captures through

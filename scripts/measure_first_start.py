@@ -33,7 +33,7 @@ def main() -> int:
     print(next((line for line in cpu.splitlines() if line.startswith("Model name")), "Model name: ?"), flush=True)
     cache = args.cache or tempfile.mkdtemp(prefix="socialmae-first-start-")
     clip = Path(cache) / "clip.mp4"
-    subprocess.run([sys.executable, "-m", "socialmae_rt.sample_media", str(clip), "--seconds", str(args.seconds)],
+    subprocess.run([sys.executable, "-m", "socialmae_rt.media.sample", str(clip), "--seconds", str(args.seconds)],
                    check=True, capture_output=True)
     records = Path(cache) / "records.jsonl"
     env = {**os.environ, "SOCIALMAE_RT_CACHE": cache}

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from socialmae_rt.model.config import MODEL_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -59,7 +61,7 @@ def settings(depth: int) -> dict[str, dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="base", choices=["base", "small", "tiny"])
+    parser.add_argument("--model", default="base", choices=MODEL_NAMES)
     parser.add_argument("--graph", default="audiovisual", choices=["audiovisual", "audio", "video"])
     parser.add_argument("--cache-dir", help="export cache (default: $SOCIALMAE_RT_CACHE or ~/.cache/socialmae_rt)")
     parser.add_argument("--settings", nargs="+", help="only these settings (names as printed)")
@@ -77,15 +79,14 @@ def main() -> int:
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
-    from socialmae_rt.engines.factory import prepare_export
-    from socialmae_rt.engines.int8_gate import ReferenceOutputs, cosine_report, gate_windows, graph_inputs
+    from socialmae_rt.app.options import DEFAULT_EXTRA_HEADS
+    from socialmae_rt.engines.exports import prepare_export
+    from socialmae_rt.engines.int8_gate import FloatKeep, ReferenceOutputs, cosine_report, gate_windows, graph_inputs
     from socialmae_rt.engines.openvino_ir import float_matmuls, overflow_fix, prepare_ir, run_ir
-    from socialmae_rt.engines.int8_gate import FloatKeep
     from socialmae_rt.engines.references import fp32_reference
-    from socialmae_rt.machine import CpuDescription
     from socialmae_rt.model import Modality
-    from socialmae_rt.runner import DEFAULT_EXTRA_HEADS
     from socialmae_rt.model.config import SocialMAEConfig
+    from socialmae_rt.util.machine import CpuDescription
 
     nncf.set_log_level(30)
     config = SocialMAEConfig.variant(args.model, extra_heads=DEFAULT_EXTRA_HEADS)

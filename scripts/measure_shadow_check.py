@@ -30,14 +30,15 @@ def main() -> int:
     args = parser.parse_args()
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     print(next((line for line in cpu.splitlines() if line.startswith("Model name")), "Model name: ?"), flush=True)
+    from socialmae_rt.app.options import RunOptions, model_config_for
     from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
     from socialmae_rt.engines import create_backend
     from socialmae_rt.engines.switching import ShadowConfig, SwitchingBackend
     from socialmae_rt.faces import FaceDetector, FaceTracker, TrackerConfig
-    from socialmae_rt.pipeline import Pipeline, PipelineConfig
-    from socialmae_rt.runner import RunOptions, model_config_for
-    from socialmae_rt.sample_media import build_sample_clip
+    from socialmae_rt.media.sample import build_sample_clip
     from socialmae_rt.sinks import MemorySink
+    from socialmae_rt.stream import drive
+    from socialmae_rt.stream.pipeline import Pipeline, PipelineConfig
 
     config = model_config_for(RunOptions(model=args.model))
     clip = Path(tempfile.mkdtemp()) / "sample.mp4"
@@ -57,14 +58,14 @@ def main() -> int:
             started = time.monotonic()
             timer = threading.Timer(args.seconds, stop.set)
             timer.start()
-            pipeline.run_live([source], stop)
+            drive.run_live(pipeline, [source], stop)
             wall = time.monotonic() - started
             after = resource.getrusage(resource.RUSAGE_SELF)
             status = pipeline.status()
             pipeline.close()
         cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         label = "off" if every is None else f"{every:g} s"
-        print(f"{label:>12} {status['windows']:>7} {status['latency_ms_p50']:>7.0f} {status['latency_ms_p95']:>7.0f} "
+        print(f"{label:>12} {status.windows:>7} {status.latency_ms_p50:>7.0f} {status.latency_ms_p95:>7.0f} "
               f"{cpu_s / wall:>7.2f} {switching.checks:>6}", flush=True)
     reference = create_backend("ort", None, config, threads=1)
     rng = np.random.default_rng(0)

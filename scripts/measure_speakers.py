@@ -10,17 +10,19 @@ import tempfile
 from pathlib import Path
 
 from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
-from socialmae_rt.conversation_media import build_conversation_clip
 from socialmae_rt.engines import create_backend
 from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
+from socialmae_rt.media.conversation import build_conversation_clip
 from socialmae_rt.model import SocialMAEConfig
-from socialmae_rt.pipeline import Pipeline, PipelineConfig
+from socialmae_rt.model.config import MODEL_NAMES
 from socialmae_rt.sinks import MemorySink
-from socialmae_rt.speakers import SpeakerConfig
+from socialmae_rt.stream import drive
+from socialmae_rt.stream.pipeline import Pipeline, PipelineConfig
+from socialmae_rt.stream.speakers import SpeakerConfig
 
 parser = argparse.ArgumentParser()
 parser.add_argument("schedule", nargs="?", default="A:0-5 B:5-10 A:10-14")
-parser.add_argument("--model", default="tiny", choices=["tiny", "small", "base"])
+parser.add_argument("--model", default="tiny", choices=MODEL_NAMES)
 parser.add_argument("--occlusions", default="", help="PERSON:START-END stretches hidden behind a panel")
 args = parser.parse_args()
 with tempfile.TemporaryDirectory() as folder:
@@ -30,7 +32,7 @@ with tempfile.TemporaryDirectory() as folder:
         pipeline = Pipeline(create_backend("torch", None, SocialMAEConfig.variant(args.model)),
                             FaceTracker(detector, TrackerConfig()), [sink],
                             PipelineConfig(hop_s=0.5, speakers=SpeakerConfig(enabled=True)))
-        pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip.path))))
+        drive.run_offline(pipeline, MediaFileSource(MediaFileConfig(str(clip.path))))
         person = {}
         for track in pipeline.tracker.active_tracks():
             centre = (track.box.x0 + track.box.x1) / 2

@@ -109,9 +109,22 @@ class SourceStatus:
         with self._lock:
             self.counters[name] = self.counters.get(name, 0) + amount
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> SourceSnapshot:
         with self._lock:
-            return {"name": self.name, "state": self.state.value, "detail": self.detail, "counters": dict(self.counters)}
+            return SourceSnapshot(self.name, self.state, self.detail, dict(self.counters))
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """One source's health at one moment (SourceStatus.snapshot)."""
+
+    name: str
+    state: SourceState
+    detail: str
+    counters: dict[str, int]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "state": self.state.value, "detail": self.detail, "counters": dict(self.counters)}
 
 
 class SourceError(RuntimeError):

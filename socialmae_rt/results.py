@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from socialmae_rt.postprocess import LaughterEvent
+from socialmae_rt.stream.postprocess import LaughterEvent
 
 RESULT_SCHEMA = "socialmae_rt.result/1"
 EVENT_SCHEMA = "socialmae_rt.event/1"

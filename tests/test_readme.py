@@ -30,7 +30,7 @@ def bash(lines: list[str], env: dict[str, str], timeout: float = 600) -> subproc
 
 @pytest.fixture(scope="module")
 def sample_clip(tmp_path_factory) -> Path:
-    from socialmae_rt.sample_media import build_sample_clip
+    from socialmae_rt.media.sample import build_sample_clip
 
     return build_sample_clip(tmp_path_factory.mktemp("clip") / "sample.mp4", seconds=8.0).path
 

@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from socialmae_rt.model.config import MODEL_NAMES
+
 READERS = ("manifest", "crema_d", "first_impressions", "voxceleb2", "ndc_me", "folder")
 
 
@@ -126,7 +128,7 @@ def _add_finetune(sub) -> None:
     p.add_argument("--cache", required=True, help="prepared cache (socialmae-rt prepare-data)")
     p.add_argument("--tasks", nargs="+", help="tasks to train: emotion, laughter, smile_laughter, personality")
     p.add_argument("--init", help="released .pth (pretrained or fine-tuned) or our .safetensors; default: random")
-    p.add_argument("--model", choices=["base", "small", "tiny"])
+    p.add_argument("--model", choices=MODEL_NAMES)
     p.add_argument("--backbone-lr", dest="backbone_lr", type=float)
     p.add_argument("--head-lr", dest="head_lr", type=float)
     p.add_argument("--freeze-backbone", dest="freeze_backbone", action="store_true", default=None)
@@ -171,7 +173,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--cache", required=True, help="prepared cache")
     p.add_argument("--split", default="test")
     p.add_argument("--tasks", nargs="+", help="default: the tasks recorded in the checkpoint (or its primary head)")
-    p.add_argument("--model", default="base", choices=["base", "small", "tiny"], help="size of a released .pth")
+    p.add_argument("--model", default="base", choices=MODEL_NAMES, help="size of a released .pth")
     p.add_argument("--modality", default="audiovisual", choices=["audiovisual", "audio", "video"])
     p.add_argument("--batch-size", dest="batch_size", type=int, default=8)
     p.add_argument("--out", help="JSON path; the confusion matrices go beside it as .png (default: beside the "
@@ -198,7 +200,7 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--cache", required=True, help="prepared cache (socialmae-rt prepare-data --reader voxceleb2 ...)")
     p.add_argument("--train-split", dest="train_split", default=None, help="split to train on (default: every clip)")
     p.add_argument("--val-split", dest="val_split", help="split for a validation loss (default: none)")
-    p.add_argument("--model", choices=["base", "small", "tiny"])
+    p.add_argument("--model", choices=MODEL_NAMES)
     p.add_argument("--lr", type=float)
     _add_train_flags(p)
     p.set_defaults(handler=_pretrain)
@@ -247,8 +249,8 @@ def _add_distill(sub) -> None:
     p.add_argument("--teacher", help="released fine-tuned .pth or our .safetensors")
     p.add_argument("--teachers", nargs="+", help="one teacher per task: emotion=A laughter=B personality=C, or a "
                    "bundle folder from `weights import` (its pretrained encoder starts the student when sizes match)")
-    p.add_argument("--teacher-model", dest="teacher_model", choices=["base", "small", "tiny"])
-    p.add_argument("--student", choices=["base", "small", "tiny"])
+    p.add_argument("--teacher-model", dest="teacher_model", choices=MODEL_NAMES)
+    p.add_argument("--student", choices=MODEL_NAMES)
     p.add_argument("--student-depth", dest="student_depth", type=int, help="blocks per stream (default: 11)")
     p.add_argument("--init", help="encoder to start the student from (e.g. the imported pretrained encoder)")
     p.add_argument("--temperature", type=float)

@@ -33,11 +33,10 @@ from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model.checkpoint import load_any_checkpoint, load_encoder, read_checkpoint_config, save_checkpoint
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.model.social_mae import SocialMAE
-from socialmae_rt.postprocess import laughing_class, laughter_probability, softmax
+from socialmae_rt.stream.postprocess import laughing_class, laughter_probability, softmax
+from socialmae_rt.training.finetune import MODALITIES, encode_rows, has_single_stream_clips, model_inputs, task_loss
+from socialmae_rt.training.trainer import TrainConfig, Trainer
 from socialmae_rt.weights.bundle import parse_weights
-
-from .finetune import MODALITIES, encode_rows, has_single_stream_clips, model_inputs, task_loss
-from .trainer import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 

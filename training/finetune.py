@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from socialmae_rt.features.config import PreprocessConfig
-from socialmae_rt.model.checkpoint import HEAD_PREFIXES, load_checkpoint, load_encoder, read_checkpoint_config, save_checkpoint
+from socialmae_rt.model.checkpoint import (
+    HEAD_PREFIXES, load_checkpoint, load_encoder, read_checkpoint_config, save_checkpoint)
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.model.social_mae import SocialMAE
-
-from .metrics import KEY_METRIC, task_metrics
-from .trainer import TrainConfig, Trainer
+from socialmae_rt.training.metrics import KEY_METRIC, task_metrics
+from socialmae_rt.training.trainer import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 

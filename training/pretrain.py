@@ -17,9 +17,8 @@ import torch
 from torch import nn
 
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
-
-from .pretrain_model import PretrainConfig, SocialMAEPretrain
-from .trainer import TrainConfig, Trainer
+from socialmae_rt.training.pretrain_model import PretrainConfig, SocialMAEPretrain
+from socialmae_rt.training.trainer import TrainConfig, Trainer
 
 
 @dataclass

@@ -30,19 +30,11 @@ from torch import nn
 
 from socialmae_rt.features.config import dataclass_from_dict
 from socialmae_rt.model.checkpoint import (
-    _DECODER_KEY_PREFIXES,
-    CheckpointError,
-    _read_torch_file,
-    _unwrap_state_dict,
-    compare_keys,
-    describe_state_dict,
-    load_state_strictly,
-    official_key_to_model_key,
-)
+    _DECODER_KEY_PREFIXES, CheckpointError, _read_torch_file, _unwrap_state_dict, compare_keys, describe_state_dict,
+    load_state_strictly, official_key_to_model_key)
 from socialmae_rt.model.config import SocialMAEConfig
 from socialmae_rt.model.social_mae import Block, Modality, SocialMAE, reference_sincos_pos_embed
-
-from .masking import MaskedTokens, num_visible_tokens, random_masking, restore_with_mask_tokens
+from socialmae_rt.training.masking import MaskedTokens, num_visible_tokens, random_masking, restore_with_mask_tokens
 
 # SocialMAE submodules that are task heads: fine-tuning only, absent from a pretraining checkpoint.
 _HEAD_MODULES = ("mlp_head", "extra_heads")

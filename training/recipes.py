@@ -14,8 +14,7 @@ from typing import Any, Mapping
 import yaml
 
 from socialmae_rt.features.config import dataclass_from_dict
-
-from .trainer import TrainConfig
+from socialmae_rt.training.trainer import TrainConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 

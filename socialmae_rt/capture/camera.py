@@ -19,7 +19,7 @@ import cv2
 
 from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE, fit_frame
 from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState, SourceStatus, VideoFrame
-from socialmae_rt.native_logs import opencv_logs_muted
+from socialmae_rt.util.native_logs import opencv_logs_muted
 
 # How often the iterator wakes while waiting for a frame, to notice close() and stalls.
 POLL_INTERVAL_S = 0.02

@@ -25,7 +25,7 @@ import numpy as np
 import soxr
 
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, SourceError, SourceState, SourceStatus, seconds_to_ns
-from socialmae_rt.native_logs import native_stderr_muted
+from socialmae_rt.util.native_logs import native_stderr_muted
 
 # soxr quality, as socialmae_rt.features.audio uses (not imported from there: that package pulls torch)
 RESAMPLE_QUALITY = "HQ"

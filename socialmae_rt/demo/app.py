@@ -1,6 +1,6 @@
 """`socialmae-rt demo`: watch and hear what the robot perceives.
 
-Sources, model and pipeline are the `socialmae-rt run` ones (runner.py). The demo adds a
+Sources, model and pipeline are the `socialmae-rt run` ones (app/assemble.py). The demo adds a
 PerceptionBoard (an ingest observer and a sink of the pipeline) and a render loop:
 
 - live (camera, microphone, or a file paced in real time): the pipeline runs in a worker thread
@@ -22,33 +22,23 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
+from socialmae_rt.app.assemble import Assembly, assemble
+from socialmae_rt.backend import describe_tasks
+from socialmae_rt.demo.board import BoardSnapshot, PerceptionBoard
+from socialmae_rt.demo.options import DemoOptions
+from socialmae_rt.demo.overlay import OverlayRenderer, StatusView
+from socialmae_rt.demo.timeline import Timeline
 from socialmae_rt.messages import NS_PER_SECOND, SourceState, VideoFrame
-from socialmae_rt.postprocess import PostprocessConfig
-from socialmae_rt.runner import (
-    RunOptions,
-    backend_before_capture,
-    build_pipeline,
-    build_sources,
-    close_all,
-    input_limit_ns,
-    open_sources,
-    output_sinks,
-    runs_offline,
-    start_capture,
-)
-
-from .board import BoardSnapshot, PerceptionBoard
-from .overlay import OverlayConfig, OverlayRenderer, StatusView
-from .timeline import Timeline
+from socialmae_rt.stream.status import PipelineStatus
 
 if TYPE_CHECKING:
-    from .recorder import AnnotatedRecorder, RecordingSummary
+    from socialmae_rt.media.recorder import AnnotatedRecorder, RecordingSummary
 
 log = logging.getLogger(__name__)
 
@@ -56,74 +46,13 @@ QUIT_KEYS = (ord("q"), ord("Q"), 27)  # 27: Esc
 PAUSE_KEY = ord(" ")
 SCREENSHOT_KEY = ord("s")
 NO_VIDEO_FPS = 15.0  # canvas rate when there is no camera: the audio-only results still update
+WORKER_JOIN_S = 10.0  # how long the inference thread may take to finish once stopped
 STATUS_EVERY_S = 0.5  # pipeline.status() (percentiles, source snapshots) at most this often
 RANDOM_WEIGHTS_NOTICE = "RANDOM WEIGHTS: outputs mean nothing (pass --weights)"
 
 
 class DemoError(RuntimeError):
     """The demo cannot start (no display for a window, nothing to perceive); the message says why."""
-
-
-@dataclass
-class DemoOptions:
-    """The `socialmae-rt demo` flags; one source of their defaults."""
-
-    camera: str = "0"  # camera index, /dev/videoN or stream URL (ignored with --source)
-    source: str | None = None  # a media file instead of the camera (it brings its own audio)
-    mic: str | None = "default"  # microphone index or name substring; "none" = no microphone
-    weights: str | None = None
-    model: str = "base"
-    backend: str = "auto"
-    hop: float = 0.5
-    max_faces: int = 4
-    threads: int | None = None
-    shadow_check_s: float = 30.0  # as in RunOptions
-    calibrate_live_s: float = 0.0  # as in RunOptions
-    triton_url: str | None = None  # --backend triton: as in RunOptions
-    triton_protocol: str = "grpc"
-    triton_model_prefix: str = "socialmae"
-    triton_timeout: float = 10.0
-    speakers: bool = False  # who speaks (RunOptions.speakers)
-    speakers_audio: str = "all"
-    width: int = 640  # camera resolution and rate asked for
-    height: int = 480
-    fps: float = 30.0
-    record: str | None = None  # write the annotated video + audio to this mp4
-    headless: bool = False  # draw without a window (servers, tests; use with --record or --snapshot)
-    realtime: bool | None = None  # a file: None = real time in a window, as fast as possible headless
-    duration: float | None = None  # stop after this many seconds (media time for an offline file)
-    output: str | None = None  # also append the JSONL records here
-    fresh_output: bool = False  # start that file afresh
-    screenshot_dir: str = "."  # where the s key saves PNGs
-    snapshot: str | None = None  # save the canvas drawn `snapshot_at` seconds in to this PNG
-    snapshot_at: float = 0.0
-    laughter_flash_s: float = 1.0  # how long a laughter onset lights up that face's meter
-    window_name: str = "socialmae-rt demo"
-    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
-    overlay: OverlayConfig = field(default_factory=OverlayConfig)
-
-    def __post_init__(self) -> None:
-        if self.snapshot_at < 0:
-            raise ValueError(f"snapshot_at must be >= 0 seconds, got {self.snapshot_at}")
-        if self.duration is not None and self.duration <= 0:
-            raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
-        if self.record is not None and not self.record.lower().endswith(".mp4"):
-            raise ValueError(f"--record writes an mp4: give a path ending in .mp4, got {self.record!r}")
-
-    @property
-    def paced(self) -> bool:
-        return self.realtime if self.realtime is not None else not self.headless
-
-    def run_options(self) -> RunOptions:
-        return RunOptions(
-            source=self.source if self.source is not None else self.camera, mic=self.mic, weights=self.weights,
-            model=self.model, backend=self.backend, hop=self.hop, output=self.output, fresh_output=self.fresh_output,
-            realtime=self.paced,
-            width=self.width, height=self.height, fps=self.fps, max_faces=self.max_faces, threads=self.threads,
-            shadow_check_s=self.shadow_check_s, calibrate_live_s=self.calibrate_live_s, duration=self.duration, quiet=True, postprocess=self.postprocess, triton_url=self.triton_url,
-            triton_protocol=self.triton_protocol, triton_model_prefix=self.triton_model_prefix,
-            triton_timeout=self.triton_timeout, speakers=self.speakers, speakers_audio=self.speakers_audio,
-        )
 
 
 @dataclass
@@ -197,7 +126,7 @@ class DemoView:
         self.last_canvas: np.ndarray | None = None
         self._last_inputs: tuple[np.ndarray, BoardSnapshot] | None = None
         self._snapshot_due = options.snapshot is not None
-        self._status: dict[str, Any] | None = None
+        self._status: PipelineStatus | None = None
         self._status_at = -1.0
         self._blank_stamp_ns: int | None = None
 
@@ -223,7 +152,7 @@ class DemoView:
         if catch_up:
             due = list(range(self._blank_stamp_ns + step_ns, stamp_ns + 1, step_ns))
         self._blank_stamp_ns = due[-1]
-        height, width = self.frame_size or (self.options.height, self.options.width)
+        height, width = self.frame_size or (self.options.run.height, self.options.run.width)
         for stamp in due:
             blank = VideoFrame(np.zeros((height, width, 3), np.uint8), stamp)
             self._draw(self.board.snapshot(now_ns=stamp), blank)
@@ -264,10 +193,10 @@ class DemoView:
         latency = snapshot.last_record.latency if snapshot.last_record is not None else None
         return StatusView(
             backend=self.backend_name,
-            windows_per_s=status["windows_per_s"],
+            windows_per_s=status.windows_per_s,
             inference_ms=latency.inference_ms if latency else None,
             latency_ms=latency.total_ms if latency else None,
-            skipped_windows=status["skipped_windows"],
+            skipped_windows=status.skipped_windows,
             mic_level_dbfs=snapshot.mic_level_dbfs if self.has_audio else None,
             notices=tuple(self.notices) + tuple(_source_notices(status)),
             paused=self.paused,
@@ -279,10 +208,10 @@ class DemoView:
         if self.options.record is None:
             return
         if self.recorder is None:
-            from .recorder import AnnotatedRecorder, RecorderConfig
+            from socialmae_rt.media.recorder import AnnotatedRecorder, RecorderConfig
 
             # The header rate is nominal: frame times come from the capture stamps.
-            config = RecorderConfig(self.options.record, fps=self.options.fps, audio=self.has_audio)
+            config = RecorderConfig(self.options.record, fps=self.options.run.fps, audio=self.has_audio)
             self.recorder = AnnotatedRecorder(config, canvas.shape[1], canvas.shape[0], origin_ns=stamp_ns)
             if self.has_audio:
                 self.board.hand_audio_to(self.recorder.write_audio)
@@ -321,16 +250,16 @@ class DemoView:
         return summary
 
 
-def _source_notices(status: dict[str, Any]) -> list[str]:
+def _source_notices(status: PipelineStatus) -> list[str]:
     notices = []
-    for source in status.get("sources", []):
-        if source["state"] in (SourceState.FAILED.value, SourceState.SILENT.value):
-            notices.append(f"{source['name']} {source['state']}: {source['detail']}".rstrip(": "))
+    for source in status.sources:
+        if source.state in (SourceState.FAILED, SourceState.SILENT):
+            notices.append(f"{source.name} {source.state.value}: {source.detail}".rstrip(": "))
     return notices
 
 
 def _startup_notices(options: DemoOptions, failed: list, opened: list) -> list[str]:
-    notices = [] if options.weights else [RANDOM_WEIGHTS_NOTICE]
+    notices = [] if options.run.weights else [RANDOM_WEIGHTS_NOTICE]
     for source, error in failed:
         if source.has_video:
             notices.append(f"camera unavailable ({error}): audio only")
@@ -348,72 +277,44 @@ def _startup_notices(options: DemoOptions, failed: list, opened: list) -> list[s
 def run_demo(options: DemoOptions, out: TextIO | None = None) -> DemoSummary:
     out = out or sys.stdout  # looked up now, not bound at import
     run_options = options.run_options()
-    failed: list = []
-    opened = open_sources(build_sources(run_options), failed)
-    try:
-        # live: auto starts on what is built and builds better ones in the background; an unpaced
-        # (headless) file waits for its build, which loses nothing
-        backend = backend_before_capture(run_options, background=not runs_offline(opened))
-    except BaseException:
-        close_all(opened)
-        raise
-    sources = start_capture(opened)
-    notices = _startup_notices(options, failed, sources)
-    for notice in notices:
-        out.write(f"socialmae-rt demo: {notice}\n")
     board = PerceptionBoard(flash_s=options.laughter_flash_s,
                             timeline=Timeline(max_faces=options.overlay.timeline_lanes))  # as many lanes as drawn
-    sinks: list = [board]
-    window = None
-    try:
-        sinks += output_sinks(run_options, out)
-        pipeline = build_pipeline(run_options, sinks, observers=(board,), backend=backend)
-        board.tracker = pipeline.tracker
-        if not options.headless:
-            window = DemoWindow(options.window_name)
-    except BaseException:
-        close_all(sources)
-        for sink in sinks:
-            sink.close()
-        if backend is not None:
-            backend.close()
-        raise
-    stop = threading.Event()
-    view = DemoView(options, board, pipeline, sources, notices, window, stop, out)
-    info = pipeline.backend.info
-    offline = runs_offline(sources)
-    from socialmae_rt.engines.bundle_backend import describe_tasks
-
-    out.write(f"socialmae-rt demo: {info.name} ({info.precision}, {info.device}), {describe_tasks(pipeline.backend)}, "
-              f"source {run_options.source}{'' if offline else ' (live)'}"
-              f"{', keys: q quit, space pause, s screenshot' if window else ', headless'}\n")
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if in_main else None
-    recording = None
-    try:
-        if offline:
-            _run_offline(view, pipeline, sources[0], options, stop)
-        else:
-            _run_live(view, pipeline, sources, options, stop)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    # live: auto starts on what is built and builds better ones in the background; an unpaced
+    # (headless) file waits for its build, which loses nothing
+    with assemble(run_options, sinks=[board], observers=(board,)) as assembly:
+        board.tracker = assembly.pipeline.tracker
+        notices = _startup_notices(options, assembly.failed, assembly.sources)
+        for notice in notices:
+            out.write(f"socialmae-rt demo: {notice}\n")
+        window = DemoWindow(options.window_name) if not options.headless else None
+        stop = threading.Event()
+        view = DemoView(options, board, assembly.pipeline, assembly.sources, notices, window, stop, out)
+        info = assembly.backend.info
+        out.write(f"socialmae-rt demo: {info.name} ({info.precision}, {info.device}), {describe_tasks(assembly.backend)}, "
+                  f"source {run_options.source}{'' if assembly.offline else ' (live)'}"
+                  f"{', keys: q quit, space pause, s screenshot' if window else ', headless'}\n")
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if in_main else None
+        recording = None
         try:
-            recording = view.close()
+            if assembly.offline:
+                _run_offline(view, assembly, stop)
+            else:
+                _run_live(view, assembly, stop)
         finally:
-            for sink in sinks:
-                sink.close()
-            pipeline.close()
-    status = pipeline.status(sources)
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            recording = view.close()
+    status = assembly.status()
     span = view.drawn_at[-1] - view.drawn_at[0] if len(view.drawn_at) > 1 else 0.0
     rate = (view.frames_drawn - 1) / span if span > 0 else 0.0
-    summary = DemoSummary(view.frames_drawn, rate, status["results"], status["windows"], status["skipped_windows"],
+    summary = DemoSummary(view.frames_drawn, rate, status.results, status.windows, status.skipped_windows,
                           view.screenshots, recording)
     out.write(_summary_line(summary))
     return summary
 
 
-def _run_offline(view: DemoView, pipeline, source, options: DemoOptions, stop: threading.Event) -> None:
+def _run_offline(view: DemoView, assembly: Assembly, stop: threading.Event) -> None:
     def after_item(stamp_ns: int) -> None:
         # Called once the windows due at this item have run: the frame shows its own results.
         if view.has_video:
@@ -421,15 +322,15 @@ def _run_offline(view: DemoView, pipeline, source, options: DemoOptions, stop: t
         else:
             view.draw_blank(stamp_ns, catch_up=True)
 
-    pipeline.run_offline(source, stop, on_progress=after_item, until_ns=input_limit_ns(options.duration))
+    assembly.run(stop, on_progress=after_item)
 
 
-def _run_live(view: DemoView, pipeline, sources: list, options: DemoOptions, stop: threading.Event) -> None:
+def _run_live(view: DemoView, assembly: Assembly, stop: threading.Event) -> None:
     failure: list[BaseException] = []
 
     def infer() -> None:
         try:
-            pipeline.run_live(sources, stop, max_seconds=options.duration)
+            assembly.run(stop)
         except BaseException as error:  # noqa: BLE001 - re-raised on the main thread below
             failure.append(error)
             stop.set()
@@ -449,7 +350,7 @@ def _run_live(view: DemoView, pipeline, sources: list, options: DemoOptions, sto
                 stop.wait(1.0 / NO_VIDEO_FPS / 2)
     finally:
         stop.set()
-        worker.join(timeout=10.0)
+        worker.join(timeout=WORKER_JOIN_S)
     if failure:
         raise failure[0]
 

@@ -16,16 +16,16 @@ import dataclasses
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
+from socialmae_rt.demo.overlay import FaceView
+from socialmae_rt.demo.timeline import Timeline, TimelineView
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, FaceBox, VideoFrame
-from socialmae_rt.postprocess import LaughterEvent, LaughterEventKind
 from socialmae_rt.results import SocialPerception
-
-from .overlay import FaceView
-from .timeline import Timeline, TimelineView
+from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind
+from socialmae_rt.stream.status import PipelineStatus
 
 SILENCE_DBFS = -120.0  # level of an all-zero chunk (log of 0 has no value)
 PENDING_AUDIO_S = 2.0  # audio kept for a recorder that starts at the first frame
@@ -44,7 +44,7 @@ class BoardSnapshot:
     faces: tuple[FaceView, ...]
     last_record: SocialPerception | None
     mic_level_dbfs: float | None  # None: no audio has arrived
-    status: dict[str, Any] | None
+    status: PipelineStatus | None
     timeline: TimelineView | None = None  # the last seconds per face
 
 
@@ -73,7 +73,7 @@ class PerceptionBoard:
         self._last_record: SocialPerception | None = None
         self._flash_until_ns: dict[int | None, int] = {}
         self._level_dbfs: float | None = None
-        self._status: dict[str, Any] | None = None
+        self._status: PipelineStatus | None = None
         self._audio_consumer: Callable[[AudioChunk], None] | None = None
         self._pending_audio: collections.deque[AudioChunk] = collections.deque()
         self._latest_stamp_ns: int | None = None  # newest capture stamp of either stream
@@ -136,7 +136,7 @@ class PerceptionBoard:
             now = self._latest_stamp_ns if self._latest_stamp_ns is not None else event.window_end_ns
             self._flash_until_ns[event.face_id] = now + self.flash_ns
 
-    def write_status(self, status: dict[str, Any]) -> None:
+    def write_status(self, status: PipelineStatus) -> None:
         with self._lock:
             self._status = status
 

@@ -30,12 +30,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from socialmae_rt.demo.timeline import TimelineView
 from socialmae_rt.faces.detector import check_bgr_frame
 from socialmae_rt.messages import FaceBox
-from socialmae_rt.postprocess import EMOTION_LABELS, PERSONALITY_TRAITS
 from socialmae_rt.results import SocialPerception
-
-from .timeline import TimelineView
+from socialmae_rt.tasks import EMOTION_LABELS, PERSONALITY_TRAITS
 
 BGR = tuple[int, int, int]
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from socialmae_rt.messages import FaceBox
-from socialmae_rt.native_logs import native_stderr_muted
+from socialmae_rt.util.native_logs import native_stderr_muted
 
 SHORT_RANGE_MODEL = 0  # faces within ~2 m of the camera
 FULL_RANGE_MODEL = 1  # faces within ~5 m

@@ -14,7 +14,7 @@ import math
 import cv2
 import numpy as np
 
-from socialmae_rt.native_logs import native_stderr_muted
+from socialmae_rt.util.native_logs import native_stderr_muted
 
 UPPER_INNER_LIP, LOWER_INNER_LIP, LEFT_CORNER, RIGHT_CORNER = 13, 14, 61, 291
 

@@ -4,7 +4,7 @@ Names load on first use: the configuration and the audio path stay free of torch
 video resize needs.
 """
 
-from socialmae_rt.lazy import lazy_exports
+from socialmae_rt.util.lazy import lazy_exports
 
 _HOMES = {
     "audio_to_model_input": "audio",

@@ -1,6 +1,6 @@
 """Social-MAE model: configuration, encoder with task heads, checkpoints (loaded on first use)."""
 
-from socialmae_rt.lazy import lazy_exports
+from socialmae_rt.util.lazy import lazy_exports
 
 _HOMES = {
     "CheckpointError": "checkpoint",

@@ -11,11 +11,10 @@ from typing import Any, Mapping
 
 import torch
 
-from socialmae_rt.documents import read_versioned_json
 from socialmae_rt.features.config import PreprocessConfig
-
-from .config import SocialMAEConfig
-from .social_mae import SocialMAE
+from socialmae_rt.model.config import SocialMAEConfig
+from socialmae_rt.model.social_mae import SocialMAE
+from socialmae_rt.util.documents import read_versioned_json
 
 FORMAT_NAME = "socialmae_rt"
 FORMAT_VERSION = 1

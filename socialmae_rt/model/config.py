@@ -14,6 +14,7 @@ MODEL_VARIANTS: dict[str, dict[str, Any]] = {
     "small": {"embed_dim": 384, "num_heads": 6},
     "tiny": {"embed_dim": 192, "num_heads": 3},
 }
+MODEL_NAMES = tuple(MODEL_VARIANTS)  # base, small, tiny: the choices of every --model flag
 
 # Head names with a fixed meaning downstream (postprocess picks softmax / sigmoid by name).
 PRIMARY_HEAD = "emotion"

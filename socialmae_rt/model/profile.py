@@ -8,8 +8,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import SocialMAEConfig
-from .social_mae import Modality, SocialMAE
+from socialmae_rt.model.config import SocialMAEConfig
+from socialmae_rt.model.social_mae import Modality, SocialMAE
 
 
 @dataclass

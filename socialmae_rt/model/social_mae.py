@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import SocialMAEConfig
-from .modality import Modality
-
+from socialmae_rt.model.config import SocialMAEConfig
+from socialmae_rt.model.modality import Modality
 
 # Which LayerNorm pair of a block a stream uses (the released blocks carry all three pairs).
 _NORM_SUFFIX = {Modality.AUDIOVISUAL: "", Modality.AUDIO: "_a", Modality.VIDEO: "_v"}

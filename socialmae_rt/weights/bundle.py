@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from socialmae_rt.documents import read_versioned_json
-
-from .released import ENCODER_TASK, PERCEPTION_TASKS
+from socialmae_rt.tasks import PERCEPTION_TASKS
+from socialmae_rt.util.documents import read_versioned_json
+from socialmae_rt.weights.released import ENCODER_TASK
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = "socialmae_rt.bundle"

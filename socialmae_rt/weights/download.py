@@ -23,8 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .google_drive import confirmation_url, download_url, file_id, is_google_drive, page_title
-from .importer import SHA256_SUFFIX, file_sha256
+from socialmae_rt.weights.google_drive import confirmation_url, download_url, file_id, is_google_drive, page_title
+from socialmae_rt.weights.importer import SHA256_SUFFIX, file_sha256
 
 CHUNK = 1 << 20
 MAX_PAGE_BYTES = 1 << 20  # a web page answered instead of a file is read this far, for its title

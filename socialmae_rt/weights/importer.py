@@ -20,18 +20,12 @@ import torch
 
 from socialmae_rt.features.config import PreprocessConfig
 from socialmae_rt.model.checkpoint import (
-    CheckpointError,
-    encoder_state,
-    load_state_strictly,
-    read_official_state,
-    save_checkpoint,
-)
+    CheckpointError, encoder_state, load_state_strictly, read_official_state, save_checkpoint)
 from socialmae_rt.model.config import MODEL_VARIANTS, SocialMAEConfig
 from socialmae_rt.model.social_mae import SocialMAE
-from socialmae_rt.postprocess import LAUGHING_LABEL
-
-from .bundle import write_bundle_entry
-from .released import CREMA_D_CODES, ENCODER_TASK, HEAD_MEANINGS, INTERVIEW, check_task
+from socialmae_rt.tasks import LAUGHING_LABEL
+from socialmae_rt.weights.bundle import write_bundle_entry
+from socialmae_rt.weights.released import CREMA_D_CODES, ENCODER_TASK, HEAD_MEANINGS, INTERVIEW, check_task
 
 HEAD_WEIGHT = "mlp_head.1.weight"
 SHA256_SUFFIX = ".sha256"

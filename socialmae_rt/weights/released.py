@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from socialmae_rt.postprocess import EMOTION_LABELS, LAUGHING_LABEL, PERSONALITY_TRAITS
+from socialmae_rt.tasks import EMOTION_LABELS, LAUGHING_LABEL, PERCEPTION_TASKS, PERSONALITY_TRAITS
 
 AUTHORS_README = "https://github.com/HuBohy/SocialMAE#model-checkpoints"
 ENCODER_TASK = "encoder"  # the pretrained checkpoint: an encoder for fine-tuning/distillation, no head
-PERCEPTION_TASKS = ("emotion", "laughter", "personality")  # record fields, in record order
 TASKS = (*PERCEPTION_TASKS, ENCODER_TASK)
 
 # CREMA-D file names carry these codes; alphabetical by code is alphabetical by name too.
@@ -111,10 +110,6 @@ RELEASED: dict[str, ReleasedCheckpoint] = {c.name: c for c in (
                        "laughter/smile classes; laughing = the class named 'laughter' (assumed order, see import)", 8,
                        drive_id="1bjzz1oOF0vdvQ8fV3y5CU-Zxne1UeHpz"),
 )}
-
-
-def released_for_task(task: str) -> ReleasedCheckpoint:
-    return next(c for c in RELEASED.values() if c.task == task)
 
 
 def check_task(task: str, where: str = "") -> str:

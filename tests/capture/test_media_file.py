@@ -253,7 +253,7 @@ def test_audio_stays_with_video_across_the_joins_of_a_concatenated_file(tmp_path
     import subprocess
     from fractions import Fraction
 
-    from socialmae_rt.buffer import AVRingBuffer, BufferConfig
+    from socialmae_rt.stream.buffer import AVRingBuffer, BufferConfig
 
     if shutil.which("ffmpeg") is None:
         pytest.skip("the ffmpeg command is missing (apt-get install ffmpeg; scripts/install_system_deps.sh)")

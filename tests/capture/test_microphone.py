@@ -487,7 +487,7 @@ def scenario_capture_tones(device: str, channels: int, tone_file: str, samples_o
         sample_rates=sorted({chunk.sample_rate for chunk in chunks}),
         first_received_ns=first_received_ns,
         closed_ns=closed_ns,
-        status=source.status.snapshot(),
+        status=source.status.snapshot().to_dict(),
     )
 
 
@@ -521,7 +521,7 @@ def scenario_process_freeze(device: str, freeze_s: float) -> None:
         lengths=[int(chunk.samples.shape[0]) for chunk in chunks],
         received_ns=received_ns,
         closed_ns=closed_ns,
-        status=source.status.snapshot(),
+        status=source.status.snapshot().to_dict(),
     )
 
 
@@ -597,7 +597,7 @@ def scenario_close_from_thread(device: str) -> None:
         chunks_before_close=count,
         iteration_ended_s=ended_s,
         second_close_ok=not closer.is_alive(),
-        status=source.status.snapshot(),
+        status=source.status.snapshot().to_dict(),
     )
 
 
@@ -618,7 +618,7 @@ def scenario_stall(device: str, stall_timeout_s: float) -> None:
     finally:
         source.close()
         subprocess.run(["pactl", "suspend-sink", "stallsink", "0"], check=True, timeout=5)
-    report(ended_after_suspend_s=ended_s, status=source.status.snapshot())
+    report(ended_after_suspend_s=ended_s, status=source.status.snapshot().to_dict())
 
 
 def scenario_server_dies(device: str, server_pid: int) -> None:
@@ -637,7 +637,7 @@ def scenario_server_dies(device: str, server_pid: int) -> None:
         ended_s = time.monotonic() - killed_at
     finally:
         source.close()
-    report(ended_after_kill_s=ended_s, status=source.status.snapshot())
+    report(ended_after_kill_s=ended_s, status=source.status.snapshot().to_dict())
 
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ import cv2
 import numpy as np
 import pytest
 
-from socialmae_rt.demo.app import RANDOM_WEIGHTS_NOTICE, DemoError, DemoOptions, DemoWindow, run_demo
+from socialmae_rt.app.options import RunOptions
+from socialmae_rt.demo.app import RANDOM_WEIGHTS_NOTICE, DemoError, DemoWindow, run_demo
+from socialmae_rt.demo.options import DemoOptions
 from socialmae_rt.demo.overlay import OverlayRenderer
 from socialmae_rt.faces import FaceDetector, FaceDetectorConfig
+from socialmae_rt.media.sample import build_sample_clip
 from socialmae_rt.messages import NS_PER_SECOND, SourceError
-from socialmae_rt.sample_media import build_sample_clip
 
 SECONDS = 12.0  # timeline: face+speech 0-4.8 s, no face 4.8-7.2, face+silence 7.2-9.6, face+speech 9.6-12
 SNAPSHOT_AT = 4.02  # the first frame after the first window (ends at 4.0 s), before the photo slides out
@@ -38,10 +40,9 @@ def sample(tmp_path_factory):
 @pytest.fixture(scope="module")
 def headless_run(sample, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("demo")
-    options = DemoOptions(source=str(sample.path), headless=True, model="tiny", backend="torch",
-                          record=str(out_dir / "demo.mp4"),
-                          output=str(out_dir / "records.jsonl"), snapshot=str(out_dir / "shot.png"),
-                          snapshot_at=SNAPSHOT_AT)
+    options = DemoOptions(source=str(sample.path), headless=True, record=str(out_dir / "demo.mp4"),
+                          snapshot=str(out_dir / "shot.png"), snapshot_at=SNAPSHOT_AT,
+                          run=RunOptions(model="tiny", backend="torch", output=str(out_dir / "records.jsonl")))
     printed = io.StringIO()
     summary = run_demo(options, out=printed)
     return summary, out_dir, results(out_dir / "records.jsonl"), printed.getvalue()
@@ -126,8 +127,9 @@ def test_an_audio_only_file_draws_blank_frames_with_the_audio_panel_and_a_notice
     wav = tone_wav(5.0)
     printed = io.StringIO()
     # torch: what is drawn is under test, not the backend (an unpaced file builds `auto`'s int8 first)
-    summary = run_demo(DemoOptions(source=str(wav), headless=True, model="tiny", backend="torch",
-                                   record=str(tmp_path / "a.mp4"), snapshot=str(tmp_path / "a.png"), snapshot_at=4.5),
+    summary = run_demo(DemoOptions(source=str(wav), headless=True, record=str(tmp_path / "a.mp4"),
+                                   snapshot=str(tmp_path / "a.png"), snapshot_at=4.5,
+                                   run=RunOptions(model="tiny", backend="torch")),
                        out=printed)
     assert "the file has no video: audio only" in printed.getvalue()
     frames, audio, rate = decode(tmp_path / "a.mp4")
@@ -146,9 +148,9 @@ def test_a_microphone_that_cannot_be_opened_leaves_a_notice_and_video_goes_on(sa
     """The 'camera' is the sample clip opened by OpenCV (the camera code path); the microphone
     named does not exist (this machine has no sound card at all)."""
     printed = io.StringIO()
-    summary = run_demo(DemoOptions(camera=f"file://{sample.path}", mic="no-such-mic", headless=True, model="tiny",
-                                   duration=5.5, output=str(tmp_path / "r.jsonl"),
-                                   snapshot=str(tmp_path / "m.png"), snapshot_at=0.5), out=printed)
+    summary = run_demo(DemoOptions(camera=f"file://{sample.path}", headless=True, snapshot=str(tmp_path / "m.png"),
+                                   snapshot_at=0.5, run=RunOptions(mic="no-such-mic", model="tiny", duration=5.5,
+                                                                   output=str(tmp_path / "r.jsonl"))), out=printed)
     assert "microphone unavailable" in printed.getvalue() and "video only" in printed.getvalue()
     records = results(tmp_path / "r.jsonl")
     assert summary.records == len(records) > 0 and {r["modality"] for r in records} == {"video"}
@@ -207,7 +209,7 @@ def test_a_camera_that_cannot_be_opened_leaves_a_notice_and_the_microphone_goes_
 
 def test_no_camera_and_no_microphone_is_one_clear_error(tmp_path):
     with pytest.raises(SourceError, match="no source could be opened: camera '/dev/video-missing': no such file"):
-        run_demo(DemoOptions(camera="/dev/video-missing", mic="none", headless=True, model="tiny"))
+        run_demo(DemoOptions(camera="/dev/video-missing", headless=True, run=RunOptions(mic="none", model="tiny")))
 
 
 def test_a_window_without_a_display_says_to_use_headless(monkeypatch):
@@ -221,7 +223,7 @@ def test_bad_options_are_named():
     with pytest.raises(ValueError, match="ending in .mp4"):
         DemoOptions(record="out.avi")
     with pytest.raises(ValueError, match="duration must be > 0"):
-        DemoOptions(duration=0)
+        DemoOptions(run=RunOptions(duration=0))
 
 
 # -- the window, under Xvfb --------------------------------------------------------------------------

@@ -8,10 +8,10 @@ import pytest
 
 from socialmae_rt.demo.board import BOX_HOLD_S, PerceptionBoard, level_dbfs
 from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
+from socialmae_rt.media.sample import build_sample_clip
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, VideoFrame
-from socialmae_rt.postprocess import LaughterEvent, LaughterEventKind
 from socialmae_rt.results import Latency, SocialPerception
-from socialmae_rt.sample_media import build_sample_clip
+from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind
 
 MS = NS_PER_SECOND // 1000
 

@@ -5,16 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from socialmae_rt.demo.overlay import (
-    Bar,
-    FaceView,
-    OverlayConfig,
-    OverlayRenderer,
-    StatusView,
-)
+from socialmae_rt.demo.overlay import Bar, FaceView, OverlayConfig, OverlayRenderer, StatusView
 from socialmae_rt.messages import FaceBox
-from socialmae_rt.postprocess import EMOTION_LABELS, PERSONALITY_TRAITS
 from socialmae_rt.results import Latency, SocialPerception
+from socialmae_rt.tasks import EMOTION_LABELS, PERSONALITY_TRAITS
 
 FRAME_H, FRAME_W = 480, 640
 EMOTION_PROBS = dict(zip(EMOTION_LABELS, (0.0, 0.12, 0.33, 0.5, 0.81, 1.0)))

@@ -9,8 +9,8 @@ import pytest
 from socialmae_rt.demo.overlay import FaceView, OverlayRenderer, StatusView
 from socialmae_rt.demo.timeline import Timeline
 from socialmae_rt.messages import NS_PER_SECOND
-from socialmae_rt.postprocess import EMOTION_LABELS
 from socialmae_rt.results import Latency, SocialPerception
+from socialmae_rt.tasks import EMOTION_LABELS
 
 FRAME_H, FRAME_W = 480, 640
 S = NS_PER_SECOND

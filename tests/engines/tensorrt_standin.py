@@ -1,5 +1,5 @@
 """A stand-in for the `tensorrt` module's build API where the real one cannot be installed (no GPU):
-the classes, enums and signatures that `_TensorRT.build_plan` uses, as documented for TensorRT
+the classes, enums and signatures that `TensorRTRuntime.build_plan` uses, as documented for TensorRT
 10.x and 11.x, recording every call. 11.x has no weak typing: no BuilderFlag.FP16 (nor INT8),
 and networks are created strongly typed.
 

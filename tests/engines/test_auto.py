@@ -7,8 +7,8 @@ import torch
 from socialmae_rt.engines import create_backend
 from socialmae_rt.engines.auto import Installed, candidates, choose_backend, create_auto_backend
 from socialmae_rt.engines.openvino_ir import Int8AccuracyError
-from socialmae_rt.machine import CpuDescription
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, save_checkpoint
+from socialmae_rt.util.machine import CpuDescription
 
 AMX = CpuDescription("Xeon", frozenset({"avx2", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}), 2)
 ZEN4 = CpuDescription("EPYC", frozenset({"avx2", "avx512_vnni", "avx512_bf16"}), 2)

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from socialmae_rt.backend import task_sources
 from socialmae_rt.engines import create_backend
-from socialmae_rt.engines.bundle_backend import BundleError, task_sources
+from socialmae_rt.engines.bundle_backend import BundleError
 from socialmae_rt.model import load_official_checkpoint
 from socialmae_rt.model.social_mae import Modality
-from socialmae_rt.pipeline import Pipeline
+from socialmae_rt.stream.pipeline import Pipeline
 
 ASSUMED = {
     "emotion": ["anger", "disgust", "fear", "happy", "neutral", "sad"],

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from socialmae_rt.engines.calibration import CalibrationClipError, calibration_windows
-from socialmae_rt.heldout_media import HeldOutClip, build_clip
 from socialmae_rt.features import PreprocessConfig
-from socialmae_rt.sample_media import build_sample_clip
+from socialmae_rt.media.heldout import HeldOutClip, build_clip
+from socialmae_rt.media.sample import build_sample_clip
 
 
 @pytest.fixture(scope="module")

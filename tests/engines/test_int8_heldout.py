@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import pytest
 
+from socialmae_rt.backend import Int8Refused
 from socialmae_rt.engines import create_backend
 from socialmae_rt.engines.adaptive import INT8, REFUSED, plan, readiness
 from socialmae_rt.engines.auto import Installed, candidates
-from socialmae_rt.engines.base import Int8Refused
 from socialmae_rt.engines.calibration import calibration_windows
 from socialmae_rt.engines.int8_gate import ReferenceOutputs, failures, in_chunks, score
 from socialmae_rt.engines.onnx_export import torch_outputs
 from socialmae_rt.engines.torch_backend import load_model
-from socialmae_rt.heldout_media import HeldOutClip, build_clip
-from socialmae_rt.machine import CpuDescription
+from socialmae_rt.media.heldout import HeldOutClip, build_clip
 from socialmae_rt.model import SocialMAEConfig
+from socialmae_rt.util.machine import CpuDescription
 
 TINY = SocialMAEConfig.variant("tiny", extra_heads={"laughter": 1, "personality": 5})
 # Made here, seen by no calibration and by no gate: other light, framing, sound and background.
@@ -55,7 +55,7 @@ def test_the_float_ladder_keeps_every_head_in_float_in_onnx_and_openvino_graphs(
     """The ladder's second step names the heads by pattern; OpenVINO renames a head's MatMul after
     its output, so a pattern that fits only the ONNX names would leave the heads in int8 there."""
     ov = pytest.importorskip("openvino")
-    from socialmae_rt.engines.factory import prepare_export
+    from socialmae_rt.engines.exports import prepare_export
     from socialmae_rt.engines.int8_gate import float_ladder
     from socialmae_rt.engines.openvino_ir import float_matmuls
     from socialmae_rt.model import Modality

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from socialmae_rt.engines import create_backend
-from socialmae_rt.engines import ort_int8
+from socialmae_rt.engines import create_backend, ort_int8
 from socialmae_rt.engines.auto import Installed, create_auto_backend
 from socialmae_rt.engines.onnx_export import EXPORT_ATOL, ExportError, export_onnx, load_export
-from socialmae_rt.engines.ort_int8 import OrtInt8Refused, quantize_export
 from socialmae_rt.engines.ort_backend import OrtBackend
-from socialmae_rt.machine import CpuDescription
+from socialmae_rt.engines.ort_int8 import OrtInt8Refused, quantize_export
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig, save_checkpoint
+from socialmae_rt.util.machine import CpuDescription
 
 TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1, "personality": 5})
 # int8 weights (dynamic activation quantisation) vs fp32: a named floor on per-window cosine.

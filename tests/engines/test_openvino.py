@@ -9,21 +9,15 @@ import torch
 pytest.importorskip("openvino")
 
 from socialmae_rt.engines import create_backend
+from socialmae_rt.engines.int8_gate import Int8GateRefused, check_accuracy, cosine_report
 from socialmae_rt.engines.onnx_export import export_onnx
 from socialmae_rt.engines.openvino_backend import OpenVinoBackend, compile_config
-from socialmae_rt.engines.int8_gate import Int8GateRefused, check_accuracy, cosine_report
-from socialmae_rt.engines.openvino_ir import (
-    Int8AccuracyError,
-    ir_key,
-    load_ir,
-    overflow_fix,
-    prepare_ir,
-)
+from socialmae_rt.engines.openvino_ir import Int8AccuracyError, ir_key, load_ir, overflow_fix, prepare_ir
 from socialmae_rt.engines.references import fp32_reference
-from socialmae_rt.heldout_media import SUITE
-from socialmae_rt.machine import CpuDescription
+from socialmae_rt.media.heldout import SUITE
+from socialmae_rt.media.sample import build_sample_clip
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
-from socialmae_rt.sample_media import build_sample_clip
+from socialmae_rt.util.machine import CpuDescription
 
 TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1, "personality": 5})
 
@@ -227,7 +221,7 @@ def test_openvino_fuses_every_attention_block_into_one_kernel(export, model, req
     """OpenVINO's CPU plugin runs attention fused (an MHA subgraph: MatMul, scale, Softmax, MatMul in
     one kernel) when it recognises the pattern in our graph; a graph change that breaks the
     pattern would fall back to separate ops and this counts the blocks that stayed fused."""
-    from socialmae_rt.machine import cpu_flags
+    from socialmae_rt.util.machine import cpu_flags
 
     if "avx2" not in cpu_flags():
         pytest.skip("OpenVINO fuses attention on AVX2 and newer CPUs")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
-from socialmae_rt.engines import create_backend
+from socialmae_rt.engines import create_backend, switching
 from socialmae_rt.engines.adaptive import READY, REFUSED, create_live_backend, readiness, refuse_live
 from socialmae_rt.engines.auto import Installed
 from socialmae_rt.engines.onnx_export import export_onnx
@@ -20,11 +20,13 @@ from socialmae_rt.engines.ort_backend import OrtBackend
 from socialmae_rt.engines.ort_int8 import quantize_export
 from socialmae_rt.engines.switching import Candidate, ShadowConfig, SwitchingBackend
 from socialmae_rt.faces import FaceDetector, FaceTracker, TrackerConfig
-from socialmae_rt.machine import CpuDescription
+from socialmae_rt.media.sample import build_sample_clip
 from socialmae_rt.model import SocialMAE, SocialMAEConfig
-from socialmae_rt.pipeline import Pipeline, PipelineConfig
-from socialmae_rt.sample_media import build_sample_clip
-from socialmae_rt.sinks import MemorySink, status_summary
+from socialmae_rt.sinks import MemorySink
+from socialmae_rt.sinks.console import status_summary
+from socialmae_rt.stream import drive
+from socialmae_rt.stream.pipeline import Pipeline, PipelineConfig
+from socialmae_rt.util.machine import CpuDescription
 
 TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1, "personality": 5})
 # The dim-32 toy model is a poor int8 target: its int8 graphs get a looser bar (the machinery is the same).
@@ -49,7 +51,7 @@ def live_run_until(pipeline: Pipeline, clip, done, timeout_s: float = WAIT_S) ->
     """The clip looped in real time through the pipeline until `done()` holds (or the timeout)."""
     stop = threading.Event()
     source = MediaFileSource(MediaFileConfig(str(clip), realtime=True, loop=True))
-    runner = threading.Thread(target=pipeline.run_live, args=([source], stop), daemon=True)
+    runner = threading.Thread(target=drive.run_live, args=(pipeline, [source], stop), daemon=True)
     runner.start()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and runner.is_alive() and not done():
@@ -94,12 +96,12 @@ def test_a_bad_int8_model_is_caught_by_the_shadow_check_and_left_mid_run(clip, d
         pipeline.close()
     assert switched_at, f"no switch; shadow state {backend.health()}"
     switch = backend.switches[0]
-    assert (switch["from"], switch["to"]) == ("ort-int8", "ort")
-    assert "live shadow check disagreed with fp32 in 2 checks in a row" in switch["why"]
+    assert (switch.from_backend, switch.to_backend) == ("ort-int8", "ort")
+    assert "live shadow check disagreed with fp32 in 2 checks in a row" in switch.why
     assert switched_at[0] >= 2 and len(sink.results) >= switched_at[0] + 3  # records before and after
     assert not pipeline.dropped  # no window failed or was lost to the switch
-    health = status["backend"]["switching"]
-    assert health["fallback_reason"] == switch["why"] and status["backend"]["name"] == "ort"
+    health = status.backend.switching
+    assert health.fallback_reason == switch.why and status.backend.name == "ort"
     assert "switched ort-int8 -> ort" in status_summary(status)
     # remembered: the next start does not pick these int8 graphs
     manifest = OrtBackend(bad_export, "fp32").export.manifest
@@ -119,15 +121,28 @@ def test_the_shadow_check_agrees_with_a_good_int8_model_and_says_so(clip, detect
         status = pipeline.status()
     finally:
         pipeline.close()
-    shadow = status["backend"]["switching"]["shadow"]
-    assert shadow["checks"] >= 3 and shadow["agreeing"] == shadow["of_last"] and shadow["active"]
-    assert shadow["rolling_min_cosine"] >= TOY_BARS["min_cosine"] and not backend.switches
+    shadow = status.backend.switching.shadow
+    assert shadow.checks >= 3 and shadow.agreeing == shadow.of_last and shadow.active
+    assert shadow.rolling_min_cosine >= TOY_BARS["min_cosine"] and not backend.switches
     assert "shadow check 3/3 agree" in status_summary(status) or "agree with fp32" in status_summary(status)
 
 
-def test_a_first_start_runs_at_once_on_torch_and_switches_to_int8_built_in_the_background(clip, detector, tmp_path):
+def test_a_first_start_runs_at_once_on_torch_and_switches_to_int8_built_in_the_background(clip, detector, tmp_path,
+                                                                                          monkeypatch):
     cache = tmp_path / "cache"
     said: list[str] = []
+    # Timing only: the background build starts once torch has served a window. A fast machine builds
+    # the toy model's int8 graphs in less than the first window's 4 s, and then torch serves none.
+    first_record = threading.Event()
+    build = switching.build_in_child
+
+    def build_after_the_first_record(spec, progress, stop, started=lambda child: None):
+        while not first_record.wait(0.2):
+            if stop.is_set():
+                return
+        build(spec, progress, stop, started=started)
+
+    monkeypatch.setattr(switching, "build_in_child", build_after_the_first_record)
     options = dict(cache_dir=cache, threads=1, on_status=said.append, **TOY_BARS)
     assert readiness("ort-int8", None, TINY, cache_dir=cache, **TOY_BARS) != READY  # an empty cache: nothing is built
     started = time.monotonic()
@@ -141,6 +156,8 @@ def test_a_first_start_runs_at_once_on_torch_and_switches_to_int8_built_in_the_b
     before: list[int] = []
 
     def done() -> bool:
+        if sink.results:
+            first_record.set()
         if backend.switches and not before:
             before.append(len(sink.results))
         return bool(before) and len(sink.results) >= before[0] + 3
@@ -150,7 +167,7 @@ def test_a_first_start_runs_at_once_on_torch_and_switches_to_int8_built_in_the_b
     finally:
         pipeline.close()
     assert before, f"no switch: {said[-5:]}, {backend.health()} (torch loaded in {load_s:.1f} s)"
-    assert backend.switches[0]["from"] == "torch" and backend.switches[0]["to"] == "ort-int8"
+    assert backend.switches[0].from_backend == "torch" and backend.switches[0].to_backend == "ort-int8"
     assert before[0] >= 1 and len(sink.results) >= before[0] + 3  # torch records, then int8 records
     assert not pipeline.dropped  # the switch lost no window
     # the next start loads int8 at once, with no background build

@@ -17,35 +17,13 @@ import torch
 
 from socialmae_rt.engines import engine_cache
 from socialmae_rt.engines.engine_cache import (
-    BatchProfile,
-    CacheKeyParts,
-    EngineCacheError,
-    cache_key,
-    find_plan,
-    load_or_build,
-    should_build,
-    sidecar_path,
-    write_plan,
-)
+    BatchProfile, CacheKeyParts, EngineCacheError, cache_key, find_plan, load_or_build, should_build, sidecar_path,
+    write_plan)
 from socialmae_rt.engines.onnx_export import EXPORT_ATOL, MODE_INPUTS, example_inputs, export_onnx, torch_outputs
 from socialmae_rt.engines.tensorrt_backend import (
-    INSTALL_HINT,
-    EngineBuildError,
-    NonFiniteOutputError,
-    TensorRTBackend,
-    TensorRTConfig,
-    TensorRTUnavailable,
-    batch_chunks,
-    build_engines,
-    check_finite,
-    check_fp16_finite,
-    check_inputs,
-    create_tensorrt_backend,
-    describe_parse_failure,
-    parser_errors,
-    profile_shapes,
-    tensorrt_unavailable_reason,
-)
+    INSTALL_HINT, EngineBuildError, NonFiniteOutputError, TensorRTBackend, TensorRTConfig, TensorRTUnavailable,
+    batch_chunks, build_engines, check_finite, check_fp16_finite, check_inputs, create_tensorrt_backend,
+    describe_parse_failure, parser_errors, profile_shapes, tensorrt_unavailable_reason)
 from socialmae_rt.model import Modality, SocialMAE, SocialMAEConfig
 
 TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1)
@@ -681,7 +659,7 @@ def standin_runtime(version: str):
     import importlib.util
     from types import SimpleNamespace
 
-    from socialmae_rt.engines.tensorrt_backend import _TensorRT
+    from socialmae_rt.engines.tensorrt_backend import TensorRTRuntime
 
     spec = importlib.util.spec_from_file_location("tensorrt_standin", Path(__file__).with_name("tensorrt_standin.py"))
     standin = importlib.util.module_from_spec(spec)
@@ -689,7 +667,7 @@ def standin_runtime(version: str):
     spec.loader.exec_module(standin)
     make_tensorrt = standin.make_tensorrt
 
-    env = object.__new__(_TensorRT)  # no CUDA here: everything build_plan needs, set by hand
+    env = object.__new__(TensorRTRuntime)  # no CUDA here: everything build_plan needs, set by hand
     env.trt = make_tensorrt(version)
     env.version, env.compute_capability, env.gpu_name = version, "8.9", "stand-in GPU"
     env.logger = SimpleNamespace(recent_errors=[])

@@ -19,22 +19,23 @@ pytest.importorskip("pytriton")
 from google.protobuf import text_format  # noqa: E402
 from tritonclient.grpc import model_config_pb2  # noqa: E402
 
+from socialmae_rt.backend import BackendUnavailable  # noqa: E402
 from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource  # noqa: E402
 from socialmae_rt.engines import create_backend  # noqa: E402
-from socialmae_rt.engines.base import BackendUnavailable  # noqa: E402
 from socialmae_rt.engines.bundle_backend import BundleBackend  # noqa: E402
-from socialmae_rt.engines.factory import prepare_export  # noqa: E402
+from socialmae_rt.engines.exports import prepare_export  # noqa: E402
 from socialmae_rt.engines.onnx_export import example_inputs  # noqa: E402
-from socialmae_rt.engines.triton_backend import TritonModelMismatch  # noqa: E402
+from socialmae_rt.engines.triton_backend import TritonConfig, TritonModelMismatch  # noqa: E402
 from socialmae_rt.engines.triton_repository import (  # noqa: E402
-    RepositoryEntry, TritonRepositoryConfig, TritonRepositoryError, checkpoint_sha256, export_triton,
-    write_repository)
+    RepositoryEntry, TritonRepositoryConfig, TritonRepositoryError, checkpoint_sha256, export_triton, write_repository)
 from socialmae_rt.engines.triton_server import LocalTritonServer, free_port  # noqa: E402
 from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig  # noqa: E402
+from socialmae_rt.media.sample import build_sample_clip  # noqa: E402
 from socialmae_rt.model import SocialMAE, SocialMAEConfig, save_checkpoint  # noqa: E402
-from socialmae_rt.pipeline import Pipeline, PipelineConfig  # noqa: E402
-from socialmae_rt.sample_media import build_sample_clip  # noqa: E402
-from socialmae_rt.sinks import MemorySink, status_summary  # noqa: E402
+from socialmae_rt.sinks import MemorySink  # noqa: E402
+from socialmae_rt.sinks.console import status_summary  # noqa: E402
+from socialmae_rt.stream import drive
+from socialmae_rt.stream.pipeline import Pipeline, PipelineConfig  # noqa: E402
 
 TINY = SocialMAEConfig(embed_dim=32, num_heads=2, modality_specific_depth=1, extra_heads={"laughter": 1, "personality": 5})
 
@@ -108,7 +109,7 @@ def test_bad_repository_options_and_inputs_are_refused_with_what_was_expected(tm
 def test_triton_backend_gives_what_local_onnx_runtime_gives_in_every_mode(served, protocol):
     server = served["server"]
     url = server.grpc_url if protocol == "grpc" else server.http_url
-    remote = create_backend("triton", served["checkpoint"], triton_url=url, triton_protocol=protocol)
+    remote = create_backend("triton", served["checkpoint"], triton=TritonConfig(url=url, protocol=protocol))
     local = create_backend("ort", served["checkpoint"], cache_dir=served["cache"], threads=1)
     assert remote.info.name == "triton" and remote.info.device == f"triton {protocol}://{url}"
     assert remote.preprocess == local.preprocess and remote.model_config.head_sizes == local.model_config.head_sizes
@@ -127,12 +128,12 @@ def test_pipeline_records_through_triton_equal_local_onnx_runtime(served):
     clip = build_sample_clip(served["root"] / "clip.mp4", seconds=6.0, fps=10, width=320, height=240).path
     records = {}
     with FaceDetector(FaceDetectorConfig()) as detector:
-        for name, options in (("triton", {"triton_url": served["server"].grpc_url}),
+        for name, options in (("triton", {"triton": TritonConfig(url=served["server"].grpc_url)}),
                               ("ort", {"cache_dir": served["cache"], "threads": 1})):
             sink = MemorySink()
             pipeline = Pipeline(create_backend(name, served["checkpoint"], **options),
                                 FaceTracker(detector, TrackerConfig()), [sink], PipelineConfig(hop_s=1.0))
-            pipeline.run_offline(MediaFileSource(MediaFileConfig(str(clip))))
+            drive.run_offline(pipeline, MediaFileSource(MediaFileConfig(str(clip))))
             pipeline.backend.close()
             records[name] = sink.results
     assert len(records["triton"]) == len(records["ort"]) >= 3
@@ -148,20 +149,20 @@ def test_a_server_holding_other_weights_or_no_such_models_is_refused(served, tmp
     url = served["server"].grpc_url
     other = tiny_checkpoint(tmp_path / "b.safetensors", seed=7)
     with pytest.raises(TritonModelMismatch, match=r"holds another checkpoint than .*b\.safetensors \(file sha256"):
-        create_backend("triton", other, triton_url=url)
+        create_backend("triton", other, triton=TritonConfig(url=url))
     other_export = prepare_export(other, None, cache_dir=tmp_path / "cache")
     with pytest.raises(TritonModelMismatch, match=r"holds other weights than .* \(weights sha256"):
-        create_backend("triton", other_export.directory, triton_url=url)
+        create_backend("triton", other_export.directory, triton=TritonConfig(url=url))
     with pytest.raises(TritonModelMismatch, match="holds no models named robot7_"):
-        create_backend("triton", None, triton_url=url, triton_model_prefix="robot7")
+        create_backend("triton", None, triton=TritonConfig(url=url, model_prefix="robot7"))
     # no --weights: whatever our repository on the server holds, its preprocessing taken from the server
-    assert create_backend("triton", None, triton_url=url).info.weights == "triton:socialmae_audiovisual"
+    assert create_backend("triton", None, triton=TritonConfig(url=url)).info.weights == "triton:socialmae_audiovisual"
 
 
 def test_an_unreachable_server_at_start_is_one_clear_error():
     url = f"127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(BackendUnavailable, match=rf"Triton server at {url} \(grpc\) did not answer within 1 s"):
-        create_backend("triton", None, triton_url=url, triton_connect_timeout_s=1.0)
+        create_backend("triton", None, triton=TritonConfig(url=url, connect_timeout_s=1.0))
 
 
 def test_a_bundle_on_the_server_answers_as_one_backend_with_every_task(tmp_path):
@@ -176,8 +177,8 @@ def test_a_bundle_on_the_server_answers_as_one_backend_with_every_task(tmp_path)
     export_triton(" ".join(entries), tmp_path / "repo", TritonRepositoryConfig(platform="python"),
                   cache_dir=tmp_path / "cache")
     with LocalTritonServer(tmp_path / "repo") as server:
-        backend = create_backend("triton", None, triton_url=server.grpc_url)  # found on the server
-        named = create_backend("triton", " ".join(entries), triton_url=server.grpc_url)  # checked against files
+        backend = create_backend("triton", None, triton=TritonConfig(url=server.grpc_url))  # found on the server
+        named = create_backend("triton", " ".join(entries), triton=TritonConfig(url=server.grpc_url))  # checked against files
         assert isinstance(backend, BundleBackend) and sorted(backend.tasks) == ["emotion", "laughter"]
         audio = example_inputs(TINY, batch=2, seed=5)["audio"]
         out = named.infer(audio, None)
@@ -194,7 +195,7 @@ def test_server_killed_mid_run_and_restarted_the_live_run_goes_on(served, tmp_pa
     server = LocalTritonServer(served["repo"]).start()
     clip = build_sample_clip(tmp_path / "live.mp4", seconds=14.0, fps=10, width=320, height=240).path
     sink = MemorySink()
-    backend = create_backend("triton", served["checkpoint"], triton_url=server.grpc_url)
+    backend = create_backend("triton", served["checkpoint"], triton=TritonConfig(url=server.grpc_url))
     backend.config.retry_max_s = 1.0
     outage: dict[str, float] = {}
     with FaceDetector(FaceDetectorConfig()) as detector:
@@ -217,7 +218,7 @@ def test_server_killed_mid_run_and_restarted_the_live_run_goes_on(served, tmp_pa
         faulting = threading.Thread(target=fault, daemon=True)
         faulting.start()
         try:
-            pipeline.run_live([MediaFileSource(MediaFileConfig(str(clip), realtime=True))])
+            drive.run_live(pipeline, [MediaFileSource(MediaFileConfig(str(clip), realtime=True))])
         finally:
             faulting.join(timeout=120)
             server.stop()
@@ -226,8 +227,8 @@ def test_server_killed_mid_run_and_restarted_the_live_run_goes_on(served, tmp_pa
     assert "server" in outage, "the server was never restarted"
     assert pipeline.dropped["backend unavailable"] >= 1  # windows counted while it was down, run not ended
     assert len(sink.results) > outage["restarting"] >= outage["killed"] >= 1  # records before and after
-    down = [s for s in sink.statuses if s["backend"]["down_s"] is not None]
-    assert down and "unreachable" in down[0]["backend"]["down_reason"]
+    down = [s for s in sink.statuses if s.backend.down_s is not None]
+    assert down and "unreachable" in down[0].backend.down_reason
     assert f"backend down: Triton server at {server.grpc_url} unreachable" in status_summary(down[0])
     assert pipeline.backend_down_since_ns is None  # back at the end
 
@@ -239,7 +240,7 @@ def test_a_frozen_server_times_out_as_down_and_answers_again_once_it_runs(served
     server = LocalTritonServer(served["repo"]).start()
     audio = example_inputs(TINY, batch=1, seed=1)["audio"]
     try:
-        backend = create_backend("triton", served["checkpoint"], triton_url=server.grpc_url, triton_timeout_s=1.0)
+        backend = create_backend("triton", served["checkpoint"], triton=TritonConfig(url=server.grpc_url, timeout_s=1.0))
         expected = backend.infer(audio, None).heads["emotion"]
         os.killpg(server.process.pid, signal.SIGSTOP)  # alive, listening, answering nothing
         try:
@@ -280,8 +281,7 @@ def test_export_triton_command_writes_the_repository_and_says_how_to_serve_it(tm
 
 # Bench --------------------------------------------------------------------------------------------
 def test_bench_scenario_counts_windows_latency_and_the_batches_the_server_formed(served, tmp_path):
-    from socialmae_rt.engines.bench_triton import Scenario, format_table, plot, run_scenario
-    from socialmae_rt.engines.triton_backend import TritonConfig
+    from socialmae_rt.bench.triton import Scenario, format_table, plot, run_scenario
 
     inputs = example_inputs(TINY, batch=1, seed=3)
     row = run_scenario(TritonConfig(url=served["server"].grpc_url), Scenario(robots=2, faces=3), seconds=2.0,
@@ -311,7 +311,7 @@ def test_serve_triton_command_serves_a_repository_until_sigterm(served):
             if line.startswith("serving:"):
                 break
         assert lines and lines[-1].startswith(f"serving: grpc 127.0.0.1:{grpc_port}"), "".join(lines)
-        backend = create_backend("triton", served["checkpoint"], triton_url=f"127.0.0.1:{grpc_port}")
+        backend = create_backend("triton", served["checkpoint"], triton=TritonConfig(url=f"127.0.0.1:{grpc_port}"))
         assert backend.infer(example_inputs(TINY, batch=1, seed=1)["audio"], None).heads["emotion"].shape == (1, 6)
         backend.close()
         process.send_signal(signal.SIGTERM)

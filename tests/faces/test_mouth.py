@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from socialmae_rt.conversation_media import MOUTHS, heads
 from socialmae_rt.faces.mouth import MouthMeter
+from socialmae_rt.media.conversation import MOUTHS, heads
 
 
 @pytest.fixture(scope="module")

@@ -231,7 +231,7 @@ def test_the_sample_clip_shows_one_person_under_one_id(detector, tmp_path):
     """The bundled sample clip: one face that crosses the frame fast, leaves for 4 s (8-12 s) and
     re-enters from the other side. Overlap-only tracking gave it six ids."""
     from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
-    from socialmae_rt.sample_media import build_sample_clip
+    from socialmae_rt.media.sample import build_sample_clip
 
     clip = build_sample_clip(tmp_path / "sample.mp4")
     tracker = FaceTracker(detector, TrackerConfig())

@@ -20,11 +20,12 @@ import rclpy
 import yaml
 from rclpy.parameter import Parameter
 
+from socialmae_rt.app.options import RunOptions
 from socialmae_rt.nodes.laugh_responder import LaughResponder, LaughResponderConfig
 from socialmae_rt.nodes.ros_inputs import RosInputConfig
 from socialmae_rt.nodes.social_perception import NodeConfig, parameter_names, run_option_parameters
-from socialmae_rt.postprocess import PostprocessConfig
-from socialmae_rt.runner import RunOptions
+from socialmae_rt.stream.postprocess import PostprocessConfig
+from socialmae_rt.util.options import from_flat
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_DIR = ROOT / "launch"
@@ -325,8 +326,8 @@ def test_yaml_values_pass_the_nodes_validation(path):
         return
     post = {f.name for f in dataclasses.fields(PostprocessConfig)}
     run = {name for name, _, _ in run_option_parameters()}
-    RunOptions(**{k: v for k, v in values.items() if k in run},
-               postprocess=PostprocessConfig(**{k: v for k, v in values.items() if k in post}))
+    from_flat(RunOptions, {k: v for k, v in values.items() if k in run},
+              base=RunOptions(postprocess=PostprocessConfig(**{k: v for k, v in values.items() if k in post})))
     RosInputConfig(**{k[len("input_"):]: v for k, v in values.items() if k.startswith("input_")})
 
 

@@ -1,6 +1,6 @@
 """Fixtures for model tests: the released checkpoint layout, written out from the reference code.
 
-The released checkpoint layout (`official_layout`, `official_state`) lives in tests/conftest.py,
+The released checkpoint layout (`official_layout`, `official_state`) lives in tests/fixtures/checkpoints.py,
 shared with the pretraining tests.
 """
 

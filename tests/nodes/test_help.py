@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from socialmae_rt.field_help import field_comments, wants_help
-from socialmae_rt.runner import RunOptions
+from socialmae_rt.app.options import RunOptions
+from socialmae_rt.util.field_help import field_comments, wants_help
+from socialmae_rt.util.options import option_named
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,10 +50,22 @@ def test_help_is_ours_only_before_ros_args():
 
 
 def test_config_comments_are_read_from_the_source():
-    comments = field_comments(RunOptions)
-    assert comments["source"] == "camera index, /dev/video*, URL, or a media file"
-    assert comments["triton_url"].startswith('backend "triton": the server')  # the comment block above it
-    assert set(comments) <= set(RunOptions.__dataclass_fields__)
+    from socialmae_rt.stream.pipeline import PipelineConfig
+
+    comments = field_comments(PipelineConfig)
+    assert comments["min_face_fill"] == "a face needs at least 2 of the 8 frame slots to be reported"
+    assert comments["max_consecutive_failures"].startswith("This many windows failing in a row")  # the block above
+    assert set(comments) <= set(PipelineConfig.__dataclass_fields__)
+
+
+def test_run_options_carry_the_help_their_flag_and_parameter_show():
+    source = option_named(RunOptions, "source")
+    assert source.flag == "--source" and source.help_text() == (
+        "camera index, /dev/videoN, stream URL, or a media file (mp4/mkv/avi/webm/flv) (default: 0)")
+    timeout = option_named(RunOptions, "triton_timeout")  # a nested config's field, flattened with its prefix
+    assert timeout.path == ("triton", "timeout_s") and timeout.flag == "--triton-timeout"
+    assert timeout.help_text().endswith("(default: 10.0)")
+    assert option_named(RunOptions, "calibrate_live_s").help_text().count("60 % ") == 1  # argparse's %% is one %
 
 
 def test_message_types_the_help_and_docs_name_are_the_ones_the_nodes_use(context):

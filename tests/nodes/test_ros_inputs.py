@@ -16,23 +16,12 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Int16MultiArray, MultiArrayDimension, String
 
+from socialmae_rt.app.options import RunOptions
+from socialmae_rt.stream.status import Expectation
 from socialmae_rt.messages import NS_PER_SECOND, SourceState, VideoFrame
 from socialmae_rt.nodes.ros_inputs import (
-    AudioStamper,
-    BadInput,
-    RosInputConfig,
-    TopicSource,
-    compressed_to_bgr,
-    image_to_bgr,
-    parse_int16_array,
-)
-from socialmae_rt.nodes.social_perception import (
-    SocialPerceptionNode,
-    health,
-    hri_expression,
-    ros_input_streams,
-)
-from socialmae_rt.runner import RunOptions
+    AudioStamper, BadInput, RosInputConfig, TopicSource, compressed_to_bgr, image_to_bgr, parse_int16_array)
+from socialmae_rt.nodes.social_perception import SocialPerceptionNode, health, hri_expression, ros_input_streams
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -200,11 +189,11 @@ def test_ros_inputs_are_not_mixed_with_local_devices():
         RosInputConfig(audio_type="wav")
 
 
-def test_health_levels():
+def test_health_levels(make_status):
     def status(*states, why="", down_s=None):
-        return {"sources": [{"name": f"s{i}", "state": s, "detail": "no message for 3.0 s"} for i, s in enumerate(states)],
-                "expect": {"why": why}, "last": "ok: 1 record(s), audiovisual",
-                "backend": {"down_s": down_s, "down_reason": "Triton server at h:8001 unreachable", "down_grace_s": 5.0}}
+        return make_status([(f"s{i}", s, "no message for 3.0 s") for i, s in enumerate(states)],
+                           Expectation(reason=why), down_s=down_s, down_reason="Triton server at h:8001 unreachable",
+                           last="ok: 1 record(s), audiovisual")
 
     assert health(status("running", "running")) == (DiagnosticStatus.OK, "ok: 1 record(s), audiovisual")
     assert health(status("running", "silent")) == (DiagnosticStatus.WARN, "s1 silent: no message for 3.0 s")

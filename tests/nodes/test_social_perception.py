@@ -90,8 +90,8 @@ def test_node_in_its_own_process_feeds_ros_and_zeromq_alike_and_stops_cleanly(co
     """The console script as a robot would start it; a real rclpy subscriber and a real ZeroMQ SUB."""
     import zmq
 
-    from socialmae_rt.nodes.bench_node import start_node_process, stop_process
-    from socialmae_rt.nodes.zmq_subscriber import messages, subscribe
+    from socialmae_rt.bench.node import start_node_process, stop_process
+    from socialmae_rt.sinks.zmq_subscriber import messages, subscribe
 
     clip = tone_wav(8.0)
     with zmq.Context() as free_port_context:
@@ -133,7 +133,7 @@ def test_node_process_stops_cleanly_on_sigterm(context):
     """A supervisor (launch, systemd) stops nodes with SIGTERM: exit 0, no traceback, within 2 s."""
     import signal
 
-    from socialmae_rt.nodes.bench_node import start_node_process, stop_process
+    from socialmae_rt.bench.node import start_node_process, stop_process
 
     probe = rclpy.create_node("probe", context=context)
     diagnostics = []
@@ -220,7 +220,7 @@ def test_node_whose_only_source_fails_for_good_says_error_and_exits_non_zero(con
     """A file whose second half is garbage (the decoder gives up: the source FAILED): the node
     publishes /diagnostics ERROR with the cause and ends with exit code 1, so respawn restarts it,
     instead of staying up doing nothing."""
-    from socialmae_rt.nodes.bench_node import start_node_process
+    from socialmae_rt.bench.node import start_node_process
 
     clip = write_clip("broken.avi", seconds=12.0, audio=False, corrupt_frames=tuple(range(60, 120))).path
     probe = rclpy.create_node("probe", context=context)
@@ -248,29 +248,31 @@ def test_node_whose_only_source_fails_for_good_says_error_and_exits_non_zero(con
     assert errors and errors[-1].message.startswith("perception stopped: RuntimeError: source")
 
 
-def test_diagnostics_warn_naming_the_backend_left_and_why_after_a_shadow_check_fallback():
+def test_diagnostics_warn_naming_the_backend_left_and_why_after_a_shadow_check_fallback(make_status):
+    import dataclasses
+
     from socialmae_rt.nodes.social_perception import health, switching_values
+    from socialmae_rt.stream.status import ShadowHealth, Switch, SwitchingHealth
 
     why = "the live shadow check disagreed with fp32 in 3 checks in a row: emotion cosine 0.91200"
-    switching = {"pending": None, "problems": [], "fallback_reason": why,
-                 "switches": [{"at_s": 12.0, "from": "ov-int8", "to": "ov", "why": why}],
-                 "shadow": {"reference": "ort (fp32)", "every_s": 30.0, "checks": 3, "agreeing": 0, "of_last": 3,
-                            "rolling_min_cosine": 0.912, "rolling_max_prob_diff": 0.02, "failing_in_a_row": 3,
-                            "active": True}}
-    status = {"backend": {"name": "ov", "down_s": None, "switching": switching}, "expect": {"why": ""},
-              "sources": [{"name": "camera", "state": "running", "detail": ""}], "last": "ok"}
+    switching = SwitchingHealth(
+        pending=None, problems=(), fallback_reason=why, switches=(Switch(12.0, "ov-int8", "ov", why),),
+        shadow=ShadowHealth(reference="ort (fp32)", every_s=30.0, checks=3, agreeing=0, of_last=3,
+                            rolling_min_cosine=0.912, rolling_max_prob_diff=0.02, failing_in_a_row=3, active=True))
+    status = make_status([("camera", "running", "")], backend_name="ov", switching=switching, last="ok")
     level, message = health(status)
     assert level == DiagnosticStatus.WARN and message == f"backend ov-int8 left for ov: {why}"
     values = switching_values(switching)
     assert values["shadow_agreeing"] == "0/3" and values["shadow_lowest_cosine"] == "0.91200"
     assert values["backend_switches"] == f"ov-int8 -> ov at 12.0 s: {why}"
-    switching.update(fallback_reason=None, switches=[])
-    assert health(status) == (DiagnosticStatus.OK, "ok")
+    settled = dataclasses.replace(switching, fallback_reason=None, switches=())
+    assert health(make_status([("camera", "running", "")], backend_name="ov", switching=settled)) == (
+        DiagnosticStatus.OK, "ok")
 
 
 def node_process_to_its_end(parameters: dict, context, timeout_s: float = 180.0) -> tuple[int, str]:
     """The node in its own process, left to end by itself: (exit code, what it wrote to stderr)."""
-    from socialmae_rt.nodes.bench_node import start_node_process
+    from socialmae_rt.bench.node import start_node_process
 
     node = start_node_process(parameters, context.get_domain_id())
     try:

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from socialmae_rt.cli import main
-from socialmae_rt.postprocess import EMOTION_LABELS
+from socialmae_rt.tasks import EMOTION_LABELS
 
 
 def test_prepare_finetune_evaluate_from_the_command_line(make_synthetic, tmp_path, capsys):

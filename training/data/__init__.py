@@ -8,7 +8,7 @@
 Names load on first use, so reading a manifest does not import torch or MediaPipe.
 """
 
-from socialmae_rt.lazy import lazy_exports
+from socialmae_rt.util.lazy import lazy_exports
 
 _HOMES = {
     # tasks

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .items import ClipItem, ItemList, Mismatches, check_on_mismatch
-from .splits import SplitConfig, speaker_split
-from .tasks import EMOTION
+from socialmae_rt.training.data.items import ClipItem, ItemList, Mismatches, check_on_mismatch
+from socialmae_rt.training.data.splits import SplitConfig, speaker_split
+from socialmae_rt.training.data.tasks import EMOTION
 
 EMOTION_CODES = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 NAME_PATTERN = re.compile(r"^(?P<speaker>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{2})$")

@@ -22,8 +22,7 @@ import numpy as np
 from socialmae_rt.faces.detector import check_bgr_frame
 from socialmae_rt.faces.tracker import DetectsFaces, FaceTracker, TrackerConfig
 from socialmae_rt.messages import VideoFrame, seconds_to_ns
-
-from .decode import NO_FACE, ClipSkipped
+from socialmae_rt.training.data.decode import NO_FACE, ClipSkipped
 
 CROP_MODES = ("face", "full")
 

@@ -34,14 +34,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from socialmae_rt.buffer import BufferConfig
 from socialmae_rt.features import PreprocessConfig, audio_to_model_input, frames_to_model_input
 from socialmae_rt.messages import NS_PER_SECOND
-
-from .cache import IndexEntry, load_clip, load_clip_times, read_index
-from .items import describe_examples
-from .tasks import TaskSpec, resolve_tasks
-from .windows import ClipSpan, centre_end, cut_audio, pick_frames, spaced_ends, window_ends, window_start_ns
+from socialmae_rt.stream.buffer import BufferConfig
+from socialmae_rt.training.data.cache import IndexEntry, load_clip, load_clip_times, read_index
+from socialmae_rt.training.data.items import describe_examples
+from socialmae_rt.training.data.tasks import TaskSpec, resolve_tasks
+from socialmae_rt.training.data.windows import (
+    ClipSpan, centre_end, cut_audio, pick_frames, spaced_ends, window_ends, window_start_ns)
 
 WINDOW_MODES = ("random", "center", "all")
 

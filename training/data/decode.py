@@ -19,8 +19,7 @@ import numpy as np
 
 from socialmae_rt.capture.media_file import MediaFileConfig, MediaFileSource
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, SourceError, SourceState, VideoFrame
-
-from .items import ClipItem
+from socialmae_rt.training.data.items import ClipItem
 
 # Skip reasons (the prepare report counts clips by these).
 UNREADABLE = "unreadable"

@@ -22,8 +22,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from .items import ClipItem, ItemList, Mismatches, check_on_mismatch
-from .tasks import PERSONALITY
+from socialmae_rt.training.data.items import ClipItem, ItemList, Mismatches, check_on_mismatch
+from socialmae_rt.training.data.tasks import PERSONALITY
 
 INTERVIEW = "interview"  # the annotation's sixth score ("invite to an interview"), kept in meta
 SPLIT_OF_ANNOTATION = {"training": "train", "validation": "val", "test": "test"}  # annotation_<name>.pkl

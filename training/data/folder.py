@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .items import ClipItem, ItemList
-from .splits import SplitConfig, speaker_split
+from socialmae_rt.training.data.items import ClipItem, ItemList
+from socialmae_rt.training.data.splits import SplitConfig, speaker_split
 
 VIDEO_EXTS = (".mp4", ".mkv", ".avi", ".webm", ".flv", ".mov")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .tasks import TaskSpec, resolve_tasks
+from socialmae_rt.training.data.tasks import TaskSpec, resolve_tasks
 
 ON_MISMATCH = ("error", "skip")
 MAX_EXAMPLES = 5  # examples per problem kind in error messages and reports

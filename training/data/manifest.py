@@ -26,8 +26,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from .items import ClipItem, ItemList, Mismatches, check_on_mismatch
-from .tasks import LAUGHTER, SMILE_LAUGHTER, TaskSpec, resolve_tasks
+from socialmae_rt.training.data.items import ClipItem, ItemList, Mismatches, check_on_mismatch
+from socialmae_rt.training.data.tasks import LAUGHTER, SMILE_LAUGHTER, TaskSpec, resolve_tasks
 
 MANIFEST_COLUMNS = ("clip_id", "video", "audio", "start", "end", "labels", "speaker", "split")
 MANIFEST_SUFFIXES = (".csv", ".jsonl")

@@ -32,25 +32,12 @@ from socialmae_rt.faces.crop import DEFAULT_CROP_SIZE
 from socialmae_rt.faces.detector import FaceDetector, FaceDetectorConfig
 from socialmae_rt.faces.tracker import TrackerConfig
 from socialmae_rt.features.config import AudioFeatureConfig, dataclass_from_dict
-
-from .cache import (
-    CACHE_FORMAT,
-    CONFIG_FILE,
-    REPORT_FILE,
-    IndexEntry,
-    clip_file_name,
-    config_key,
-    read_clip_meta,
-    read_index,
-    read_json,
-    source_signature,
-    write_clip,
-    write_index,
-    write_json,
-)
-from .crops import CROP_MODES, Crops, FaceTrackCropper, FullFrameCropper
-from .decode import NO_AUDIO, NO_VIDEO, UNREADABLE, ClipSkipped, decode_clip
-from .items import ClipItem, describe_examples
+from socialmae_rt.training.data.cache import (
+    CACHE_FORMAT, CONFIG_FILE, REPORT_FILE, IndexEntry, clip_file_name, config_key, read_clip_meta, read_index,
+    read_json, source_signature, write_clip, write_index, write_json)
+from socialmae_rt.training.data.crops import CROP_MODES, Crops, FaceTrackCropper, FullFrameCropper
+from socialmae_rt.training.data.decode import NO_AUDIO, NO_VIDEO, UNREADABLE, ClipSkipped, decode_clip
+from socialmae_rt.training.data.items import ClipItem, describe_examples
 
 MIN_AUDIO_SAMPLES = AudioFeatureConfig().frame_length  # fewer than one filterbank frame is no audio
 MAX_REPORT_EXAMPLES = 5

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .items import ClipItem, ItemList, describe_examples
+from socialmae_rt.training.data.items import ClipItem, ItemList, describe_examples
 
 DEFAULT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 

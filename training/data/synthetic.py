@@ -30,10 +30,10 @@ import av
 import cv2
 import numpy as np
 
-from .items import ItemList
-from .manifest import read_manifest
-from .splits import SplitConfig, assign_speaker_splits
-from .tasks import TaskSpec, get_task
+from socialmae_rt.training.data.items import ItemList
+from socialmae_rt.training.data.manifest import read_manifest
+from socialmae_rt.training.data.splits import SplitConfig, assign_speaker_splits
+from socialmae_rt.training.data.tasks import TaskSpec, get_task
 
 CLASS_COLOURS_BGR = ((40, 40, 210), (40, 190, 40), (210, 70, 40), (40, 210, 220), (210, 60, 210), (220, 210, 60))
 CLASS_PITCHES_HZ = (300.0, 500.0, 800.0, 1250.0, 2000.0, 3150.0)

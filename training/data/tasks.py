@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from socialmae_rt.postprocess import EMOTION_LABELS, PERSONALITY_TRAITS
+from socialmae_rt.tasks import EMOTION_LABELS, PERSONALITY_TRAITS
 
 TASK_KINDS = ("classification", "binary", "multilabel", "regression")
 

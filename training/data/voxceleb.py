@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from .items import ClipItem, ItemList, Mismatches, check_on_mismatch
+from socialmae_rt.training.data.items import ClipItem, ItemList, Mismatches, check_on_mismatch
 
 AUDIO_EXTS = (".m4a", ".aac", ".wav")
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from socialmae_rt.buffer import AVRingBuffer, BufferConfig, FaceWindow
 from socialmae_rt.messages import FaceBox, FaceCrop, seconds_to_ns
+from socialmae_rt.stream.buffer import AVRingBuffer, BufferConfig, FaceWindow
 
 _NO_BOX = FaceBox(0.0, 0.0, 0.0, 0.0)  # the buffer never looks at boxes
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from socialmae_rt.postprocess import PERSONALITY_TRAITS
+from socialmae_rt.tasks import PERSONALITY_TRAITS
 from socialmae_rt.training.data.first_impressions import load_annotations, read_first_impressions, speaker_of
 from socialmae_rt.training.data.items import LabelMismatchError
 from socialmae_rt.training.data.synthetic import write_synthetic_clip

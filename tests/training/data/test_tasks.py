@@ -5,18 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from socialmae_rt.postprocess import EMOTION_LABELS, PERSONALITY_TRAITS
+from socialmae_rt.tasks import EMOTION_LABELS, PERSONALITY_TRAITS
 from socialmae_rt.training.data.crema_d import EMOTION_CODES
 from socialmae_rt.training.data.tasks import (
-    EMOTION,
-    KNOWN_TASKS,
-    LAUGHTER,
-    PERSONALITY,
-    SMILE_LAUGHTER,
-    TaskSpec,
-    get_task,
-    resolve_tasks,
-)
+    EMOTION, KNOWN_TASKS, LAUGHTER, PERSONALITY, SMILE_LAUGHTER, TaskSpec, get_task, resolve_tasks)
 
 
 def test_known_tasks_use_the_live_label_orders():

@@ -5,17 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from socialmae_rt.buffer import BufferConfig
+from socialmae_rt.stream.buffer import BufferConfig
 from socialmae_rt.training.data.decode import GridPicker
 from socialmae_rt.training.data.windows import (
-    ClipSpan,
-    centre_end,
-    cut_audio,
-    pick_frames,
-    spaced_ends,
-    window_ends,
-    window_start_ns,
-)
+    ClipSpan, centre_end, cut_audio, pick_frames, spaced_ends, window_ends, window_start_ns)
 
 RATE = 16000
 CONFIG = BufferConfig()
