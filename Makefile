@@ -6,16 +6,26 @@ STAMP := $(VENV)/.setup-stamp
 
 .PHONY: setup demo test info clean-venv
 
-setup: $(STAMP)
+# ROS interface packages built into the venv: ours, and test copies of the hri_msgs and
+# audio_common_msgs types we use (a robot's ROS install brings the real ones).
+INTERFACES := socialmae_rt_msgs tests/interfaces/hri_msgs tests/interfaces/audio_common_msgs
+INTERFACE_STAMP := $(VENV)/.interfaces-stamp
+
+setup: $(STAMP) $(INTERFACE_STAMP)
 
 # Re-runs only when the dependency files change; otherwise `make setup` returns at once.
 $(STAMP): pyproject.toml constraints.txt setup.py scripts/install_system_deps.sh
 	scripts/install_system_deps.sh
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade "pip>=24" "setuptools>=77,<80"
-	$(VPY) -m pip install --quiet -c constraints.txt -e ".[ros,dev,int8,triton,triton-server]"
+	$(VPY) -m pip install --quiet -c constraints.txt -e ".[ros,ros-msgs,dev,int8,triton,triton-server]"
 	$(VPY) -m pip check
 	touch $(STAMP)
+
+# Rebuilt only when a package's files change (scripts/build_interfaces.py also checks each one).
+$(INTERFACE_STAMP): $(STAMP) scripts/build_interfaces.py $(shell find $(INTERFACES) -type f)
+	$(VPY) scripts/build_interfaces.py $(INTERFACES)
+	touch $(INTERFACE_STAMP)
 
 # Two processes: the training tests (worker processes, torchrun) ran into a crash of the one
 # pytest process (heap corruption while it waited on a child; 3 of 3 runs on a Zen 3 EPYC, cause

@@ -24,6 +24,8 @@ Outputs (node namespace, reliable, depth 10):
   ~/laughter_onset  std_msgs/Header            stamp = estimated onset (capture clock), frame_id = face id
   ~/personality     std_msgs/Float32MultiArray [O, C, E, A, N], labelled like ~/emotion
   ~/embedding       std_msgs/Float32MultiArray pooled encoder output (with `embedding:=true`)
+  ~/perception      socialmae_rt_msgs/Perception    the record, typed (when socialmae_rt_msgs is built)
+  ~/laughter_events socialmae_rt_msgs/LaughterEvent onsets and offsets, typed (idem)
   /diagnostics      diagnostic_msgs/DiagnosticArray at 1 Hz (WARN: a stream is missing or silent,
                                                or a remote backend is down; ERROR: no input at all,
                                                or the backend down past its grace)
@@ -57,8 +59,11 @@ from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension
 
 from socialmae_rt.app.assemble import assemble, close_all
 from socialmae_rt.app.options import NO_MIC, RunOptions
-from socialmae_rt.messages import NS_PER_SECOND, SourceError, SourceState
+from socialmae_rt.messages import SourceError, SourceState
 from socialmae_rt.nodes.ros_inputs import RosInputConfig, RosInputs
+from socialmae_rt.nodes.typed_messages import (
+    BUILD_HINT, INTERFACE_PACKAGE, interface_module, laughter_event_message, perception_message, rep155_face_id,
+    set_stamp)
 from socialmae_rt.nodes.ros_process import reject_unknown_parameters, run_node
 from socialmae_rt.results import SocialPerception
 from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind, PostprocessConfig
@@ -126,7 +131,7 @@ def ros_input_streams(options: RunOptions) -> tuple[bool, bool]:
 
 
 def _stamp(header: Header, stamp_ns: int) -> None:
-    header.stamp.sec, header.stamp.nanosec = divmod(int(stamp_ns), NS_PER_SECOND)
+    set_stamp(header.stamp, stamp_ns)
 
 
 def labelled_array(values, labels, face_id: int | None) -> Float32MultiArray:
@@ -152,6 +157,14 @@ class RosSink:
         self.onset = node.create_publisher(Header, "~/laughter_onset", reliable)
         self.personality = node.create_publisher(Float32MultiArray, "~/personality", reliable)
         self.embedding = node.create_publisher(Float32MultiArray, "~/embedding", reliable)
+        # socialmae_rt_msgs, when built: the same records and events, typed
+        self.typed = interface_module()
+        if self.typed is None:
+            node.get_logger().info(f"{INTERFACE_PACKAGE} is not built here: ~/perception and ~/laughter_events are "
+                                   f"off ({BUILD_HINT}); the std_msgs topics carry the same numbers")
+        else:
+            self.perception = node.create_publisher(self.typed.Perception, "~/perception", reliable)
+            self.laughter_events = node.create_publisher(self.typed.LaughterEvent, "~/laughter_events", reliable)
 
     def _stopping(self) -> bool:
         return not self.node.context.ok()  # SIGINT/SIGTERM shut ROS down: nothing can be published now
@@ -170,12 +183,18 @@ class RosSink:
             self.personality.publish(labelled_array(values, PERSONALITY_TRAITS, result.face_id))
         if self.include_embedding and result.embedding is not None:
             self.embedding.publish(labelled_array(result.embedding, ["embedding"], result.face_id))
+        if self.typed is not None:
+            self.perception.publish(perception_message(self.typed, result))
 
     def write_event(self, event: LaughterEvent) -> None:
-        if event.kind is LaughterEventKind.ONSET and not self._stopping():
+        if self._stopping():
+            return
+        if event.kind is LaughterEventKind.ONSET:
             header = Header(frame_id="none" if event.face_id is None else str(event.face_id))
             _stamp(header, event.time_ns)
             self.onset.publish(header)
+        if self.typed is not None:
+            self.laughter_events.publish(laughter_event_message(self.typed, event))
 
     def write_status(self, status: PipelineStatus) -> None:
         pass  # diagnostics are published by the node's own 1 Hz timer
@@ -195,10 +214,6 @@ def hri_expression(emotion: dict[str, float]) -> tuple[str, float]:
     return HRI_EXPRESSIONS[label], float(emotion[label])
 
 
-def hri_face_id(face_id: int) -> str:
-    return f"face{face_id}"  # ROS name tokens may not start with a digit
-
-
 class HriExpressions:
     """/humans/faces/<id>/expression when hri_msgs is importable; otherwise nothing."""
 
@@ -215,7 +230,7 @@ class HriExpressions:
         if self.message_type is None or result.face_id is None or result.emotion is None:
             return
         if result.face_id not in self.publishers:
-            topic = f"/humans/faces/{hri_face_id(result.face_id)}/expression"
+            topic = f"/humans/faces/{rep155_face_id(result.face_id)}/expression"
             self.publishers[result.face_id] = self.node.create_publisher(self.message_type, topic, 10)
         name, confidence = hri_expression(result.emotion)
         message = self.message_type(expression=getattr(self.message_type, name), confidence=confidence)

@@ -13,6 +13,8 @@ PACKAGES=(
   libasound2-plugins # microphone tests: the ALSA `pulse` device PortAudio captures through
   xvfb              # demo test: the OpenCV window on a virtual X display
   xdotool           # demo test: real key presses (s, q) into that window
+  cmake             # ROS interface packages (socialmae_rt_msgs) build with cmake ...
+  g++               # ... and a C/C++ compiler
 )
 
 missing=()

@@ -20,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 COLCON = Path(sys.executable).with_name("colcon")
 PACKAGE = "socialmae_rt"
+MESSAGES = "socialmae_rt_msgs"
 # Top-level paths that are not sources: the venv, build outputs, colcon's own folders, VCS.
 NOT_SOURCES = {".venv", "build", "install", "log", "outputs", "dist", ".git", ".pytest_cache"}
 
@@ -37,9 +38,13 @@ def workspace(tmp_path_factory) -> Path:
     """A colcon workspace with this package built (plain install, as a robot would build it)."""
     ws = tmp_path_factory.mktemp("ws")
     copy_sources(ws / "src" / PACKAGE)
+    # colcon does not look inside a package's folder: the interface package sits beside it, as the
+    # docs say; the generators come from the venv's PyPI ROS wheels.
+    shutil.copytree(ROOT / MESSAGES, ws / "src" / MESSAGES)
+    env = dict(os.environ, CMAKE_PREFIX_PATH=sys.prefix, AMENT_PREFIX_PATH=sys.prefix)
     result = subprocess.run(
         [str(COLCON), "build", "--base-paths", "src", "--event-handlers", "console_direct+"],
-        cwd=ws, capture_output=True, text=True, timeout=180,
+        cwd=ws, capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, f"colcon build failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return ws
@@ -100,3 +105,17 @@ def test_laugh_responder_executable_runs_the_node(workspace):
                           "-p", "cooldown_s:=-1.0")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "laugh_responder: error: cooldown_s must be a number of seconds >= 0" in result.stderr
+
+
+def test_the_interface_package_builds_beside_it_and_its_messages_import_from_the_workspace(workspace):
+    prefix = workspace / "install" / MESSAGES
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / MESSAGES).is_file()
+    probe = ("import socialmae_rt_msgs.msg as m; from rclpy.serialization import deserialize_message, serialize_message;"
+             "p = m.Perception(face_id='face2', emotion_labels=['happy'], emotion=[1.0]);"
+             "q = deserialize_message(serialize_message(p), m.Perception);"
+             "print(m.__file__); print(q.face_id, list(q.emotion_labels), m.LaughterEvent.OFFSET)")
+    result = in_workspace(workspace, sys.executable, "-c", probe)
+    assert result.returncode == 0, result.stderr[-3000:]
+    where, values = result.stdout.splitlines()
+    assert where.startswith(str(prefix))  # the workspace's build, not the venv's
+    assert values == "face2 ['happy'] 1"

@@ -246,7 +246,7 @@ def test_node_reads_image_and_audio_topics_degrades_when_audio_goes_silent_and_r
     probe.create_timer(chunk / rate, publish_audio)
     node = SocialPerceptionNode(context=context, parameter_overrides=[
         Parameter("source", value="ros"), Parameter("model", value="tiny"), Parameter("hop", value=1.0),
-        Parameter("input_silence_s", value=0.6),
+        Parameter("input_silence_s", value=0.6), Parameter("input_audio_type", value="int16_array"),
     ])
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)

@@ -1,0 +1,75 @@
+"""Records and laughter events as socialmae_rt_msgs messages (the typed topics ~/perception and
+~/laughter_events), beside the std_msgs topics. They publish when the interface package is built
+(make setup, or colcon in a ROS workspace); without it the node says so once and goes on."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from socialmae_rt.messages import NS_PER_SECOND
+from socialmae_rt.results import SocialPerception
+from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind
+from socialmae_rt.tasks import PERSONALITY_TRAITS
+
+INTERFACE_PACKAGE = "socialmae_rt_msgs"
+BUILD_HINT = "build it with `make setup` (scripts/build_interfaces.py) or colcon in a ROS workspace"
+
+
+def interface_module() -> ModuleType | None:
+    """socialmae_rt_msgs.msg, or None when the package is not built here."""
+    try:
+        return importlib.import_module(f"{INTERFACE_PACKAGE}.msg")
+    except ImportError:
+        return None
+
+
+def rep155_face_id(face_id: int | None) -> str:
+    """A face's id as REP-155 names it ("face3": a ROS name token may not start with a digit); "" for none."""
+    return "" if face_id is None else f"face{face_id}"
+
+
+def set_stamp(stamp, stamp_ns: int) -> None:
+    stamp.sec, stamp.nanosec = divmod(int(stamp_ns), NS_PER_SECOND)
+
+
+def perception_message(msg: ModuleType, record: SocialPerception):
+    """The typed twin of `record.to_json()`: every figure the JSON record holds, in its fields."""
+    out = msg.Perception()
+    set_stamp(out.header.stamp, record.window_end_ns)
+    out.header.frame_id = record.stream
+    set_stamp(out.window_start, record.window_start_ns)
+    out.face_id = rep155_face_id(record.face_id)
+    out.modality = record.modality
+    if record.emotion is not None:
+        out.emotion_labels = list(record.emotion)
+        out.emotion = [float(v) for v in record.emotion.values()]
+    out.has_laughter = record.laughter_probability is not None
+    if out.has_laughter:
+        out.laughter_probability = float(record.laughter_probability)
+        out.laughing = bool(record.laughing)
+    if record.personality is not None:
+        out.personality_traits = list(PERSONALITY_TRAITS)
+        out.personality = [float(record.personality[trait]) for trait in PERSONALITY_TRAITS]
+    out.has_speaking = record.speaking is not None
+    if out.has_speaking:
+        out.speaking_probability = float(record.speaking.probability)
+        out.is_speaker = bool(record.speaking.is_speaker)
+    out.degraded = record.degraded or ""
+    out.window_fill = float(record.window_fill)
+    out.random_weights = bool(record.random_weights)
+    out.preprocess_ms = float(record.latency.preprocess_ms)
+    out.inference_ms = float(record.latency.inference_ms)
+    out.latency_ms = float(record.latency.total_ms)
+    return out
+
+
+def laughter_event_message(msg: ModuleType, event: LaughterEvent, stream: str = "default"):
+    out = msg.LaughterEvent()
+    set_stamp(out.header.stamp, event.time_ns)
+    out.header.frame_id = stream
+    out.kind = msg.LaughterEvent.ONSET if event.kind is LaughterEventKind.ONSET else msg.LaughterEvent.OFFSET
+    out.face_id = rep155_face_id(event.face_id)
+    set_stamp(out.window_end, event.window_end_ns)
+    out.probability = float(event.probability)
+    return out
