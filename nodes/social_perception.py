@@ -26,6 +26,7 @@ Outputs (node namespace, reliable, depth 10):
   ~/embedding       std_msgs/Float32MultiArray pooled encoder output (with `embedding:=true`)
   ~/perception      socialmae_rt_msgs/Perception    the record, typed (when socialmae_rt_msgs is built)
   ~/laughter_events socialmae_rt_msgs/LaughterEvent onsets and offsets, typed (idem)
+  ~/person_estimates socialmae_rt_msgs/PersonEstimate each face's Big Five over its windows so far (idem)
   /diagnostics      diagnostic_msgs/DiagnosticArray at 1 Hz (WARN: a stream is missing or silent,
                                                or a remote backend is down; ERROR: no input at all,
                                                or the backend down past its grace)
@@ -62,8 +63,8 @@ from socialmae_rt.app.options import NO_MIC, RunOptions
 from socialmae_rt.messages import SourceError, SourceState
 from socialmae_rt.nodes.ros_inputs import RosInputConfig, RosInputs
 from socialmae_rt.nodes.typed_messages import (
-    BUILD_HINT, INTERFACE_PACKAGE, interface_module, laughter_event_message, perception_message, rep155_face_id,
-    set_stamp)
+    BUILD_HINT, INTERFACE_PACKAGE, interface_module, laughter_event_message, perception_message,
+    person_estimate_message, rep155_face_id, set_stamp)
 from socialmae_rt.nodes.ros_process import reject_unknown_parameters, run_node
 from socialmae_rt.results import SocialPerception
 from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind, PostprocessConfig
@@ -160,11 +161,12 @@ class RosSink:
         # socialmae_rt_msgs, when built: the same records and events, typed
         self.typed = interface_module()
         if self.typed is None:
-            node.get_logger().info(f"{INTERFACE_PACKAGE} is not built here: ~/perception and ~/laughter_events are "
-                                   f"off ({BUILD_HINT}); the std_msgs topics carry the same numbers")
+            node.get_logger().info(f"{INTERFACE_PACKAGE} is not built here: ~/perception, ~/laughter_events and "
+                                   f"~/person_estimates are off ({BUILD_HINT}); ~/results carries the same numbers")
         else:
             self.perception = node.create_publisher(self.typed.Perception, "~/perception", reliable)
             self.laughter_events = node.create_publisher(self.typed.LaughterEvent, "~/laughter_events", reliable)
+            self.person_estimates = node.create_publisher(self.typed.PersonEstimate, "~/person_estimates", reliable)
 
     def _stopping(self) -> bool:
         return not self.node.context.ok()  # SIGINT/SIGTERM shut ROS down: nothing can be published now
@@ -185,6 +187,8 @@ class RosSink:
             self.embedding.publish(labelled_array(result.embedding, ["embedding"], result.face_id))
         if self.typed is not None:
             self.perception.publish(perception_message(self.typed, result))
+            if result.person is not None:
+                self.person_estimates.publish(person_estimate_message(self.typed, result.person, result.stream))
 
     def write_event(self, event: LaughterEvent) -> None:
         if self._stopping():

@@ -1,5 +1,5 @@
-"""Records and laughter events as socialmae_rt_msgs messages (the typed topics ~/perception and
-~/laughter_events), beside the std_msgs topics. They publish when the interface package is built
+"""Records, laughter events and per-person estimates as socialmae_rt_msgs messages (the typed
+topics ~/perception, ~/laughter_events and ~/person_estimates), beside the std_msgs topics. They publish when the interface package is built
 (make setup, or colcon in a ROS workspace); without it the node says so once and goes on."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import importlib
 from types import ModuleType
 
 from socialmae_rt.messages import NS_PER_SECOND
-from socialmae_rt.results import SocialPerception
+from socialmae_rt.results import PersonEstimate, SocialPerception
 from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind
 from socialmae_rt.tasks import PERSONALITY_TRAITS
 
@@ -72,4 +72,16 @@ def laughter_event_message(msg: ModuleType, event: LaughterEvent, stream: str = 
     out.face_id = rep155_face_id(event.face_id)
     set_stamp(out.window_end, event.window_end_ns)
     out.probability = float(event.probability)
+    return out
+
+
+def person_estimate_message(msg: ModuleType, estimate: PersonEstimate, stream: str = "default"):
+    out = msg.PersonEstimate()
+    set_stamp(out.header.stamp, estimate.last_window_end_ns)
+    out.header.frame_id = stream
+    out.face_id = rep155_face_id(estimate.face_id)
+    out.personality_traits = list(PERSONALITY_TRAITS)
+    out.personality_mean = [float(estimate.personality_mean[trait]) for trait in PERSONALITY_TRAITS]
+    out.personality_std = [float(estimate.personality_std[trait]) for trait in PERSONALITY_TRAITS]
+    out.windows = estimate.windows
     return out

@@ -25,6 +25,21 @@ class Latency:
         }
 
 
+@dataclass(frozen=True)
+class PersonEstimate:
+    """Personality accumulated over one person's windows so far (a trait, unlike the per-window emotion)."""
+
+    face_id: int
+    windows: int  # windows counted
+    personality_mean: dict[str, float]  # trait -> running mean
+    personality_std: dict[str, float]  # trait -> standard deviation over those windows (0 for one)
+    last_window_end_ns: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"windows": self.windows, "personality_mean": {k: round(v, 6) for k, v in self.personality_mean.items()},
+                "personality_std": {k: round(v, 6) for k, v in self.personality_std.items()}}
+
+
 @dataclass
 class SocialPerception:
     """One window's perception of one face (face_id None: the audio-only stream)."""
@@ -44,6 +59,7 @@ class SocialPerception:
     degraded: str | None = None  # why a stream is missing (source failed, stalled, no track), else None
     speaking: Any = None  # speakers.Speaking when speaker attribution is on, else None (not in the JSON)
     random_weights: bool = False  # the model had no weights: every figure here is meaningless
+    person: PersonEstimate | None = None  # this face's personality over its windows so far (stream/persons.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -75,6 +91,8 @@ class SocialPerception:
             record["embedding"] = self.embedding
         if self.speaking is not None:
             record["speaking"] = self.speaking.to_json()
+        if self.person is not None:
+            record["person"] = self.person.to_json()
         record.update(self.extra)
         return record
 

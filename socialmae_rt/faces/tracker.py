@@ -120,6 +120,7 @@ class FaceTracker:
         self._tracks: dict[int, Track] = {}
         self._gone: dict[int, Track] = {}  # dropped tracks that may still be re-identified
         self._lost_ids: list[int] = []
+        self._gone_ids: list[int] = []  # dropped and past re-identification: never coming back
         self._next_id = 1
         self._frames_seen = 0
 
@@ -145,13 +146,20 @@ class FaceTracker:
         return [self._tracks[face_id] for face_id in sorted(self._tracks)]
 
     def drain_lost(self) -> list[int]:
-        """Ids dropped since the last call, in the order they were dropped."""
+        """Ids dropped since the last call, in the order they were dropped (re-identification may
+        still give one of them back within `reid_s`)."""
         lost, self._lost_ids = self._lost_ids, []
         return lost
+
+    def drain_gone(self) -> list[int]:
+        """Ids that can no longer come back (dropped, and past re-identification), since the last call."""
+        gone, self._gone_ids = self._gone_ids, []
+        return gone
 
     def reset(self) -> None:
         """Forget all tracks (reported by the next `drain_lost`); ids keep counting up."""
         self._lost_ids.extend(sorted(self._tracks))
+        self._gone_ids.extend(sorted({*self._tracks, *self._gone}))
         self._tracks.clear()
         self._gone.clear()  # a restarted source: nobody is re-identified across it
         self._frames_seen = 0  # so the next frame is a detection frame
@@ -166,6 +174,7 @@ class FaceTracker:
         reid_ns = seconds_to_ns(self.config.reid_s)
         for face_id in [i for i, track in self._gone.items() if stamp_ns - track.last_seen_ns > reid_ns]:
             del self._gone[face_id]
+            self._gone_ids.append(face_id)
 
     def _associate(self, frame: VideoFrame, detections: list[FaceBox]) -> tuple[list[int], list[int]]:
         """Update matched tracks, admit new ones within `max_tracks`; returns (matched ids, new ids)."""

@@ -26,6 +26,7 @@ from socialmae_rt.model.modality import Modality
 from socialmae_rt.results import Latency, SocialPerception
 from socialmae_rt.sinks.base import Sink
 from socialmae_rt.stream.buffer import AVRingBuffer, BufferConfig, FaceWindow
+from socialmae_rt.stream.persons import PersonEstimates
 from socialmae_rt.stream.postprocess import LaughterEventKind, LaughterStateMachine, PostprocessConfig, Postprocessor
 from socialmae_rt.stream.scheduler import SchedulerConfig, WindowScheduler
 from socialmae_rt.stream.speakers import SpeakerAttribution, SpeakerConfig, Speaking
@@ -47,6 +48,8 @@ class FaceTrackerLike(Protocol):
     def update(self, frame: VideoFrame) -> list[FaceCrop]: ...
 
     def drain_lost(self) -> list[int]: ...
+
+    def drain_gone(self) -> list[int]: ...
 
     def reset(self) -> None: ...
 
@@ -118,6 +121,7 @@ class Pipeline:
         self.scheduler = WindowScheduler(SchedulerConfig(self.config.hop_s, self.config.buffer.window_s))
         self.postprocessor = Postprocessor(self.config.postprocess)
         self.postprocessor.check_heads(backend.model_config.head_sizes, backend.model_config.head_labels)
+        self.persons = PersonEstimates()  # each face's personality over its windows
         self.expect = Expectation()
         self.clock = "media"  # "monotonic"/"realtime" when stamps are capture times (latency vs window end)
         self._lock = threading.Lock()
@@ -151,11 +155,14 @@ class Pipeline:
         if isinstance(item, VideoFrame):
             crops = self.tracker.update(item) if self.tracker is not None else []
             lost = self.tracker.drain_lost() if self.tracker is not None else []
+            gone = self.tracker.drain_gone() if self.tracker is not None else []
             mouths = [self._mouths.opening(crop.bgr) for crop in crops] if self._mouths is not None else []
             with self._data:
                 self.scheduler.anchor(item.stamp_ns)
                 for face_id in lost:  # the tracker gave up on it: stop reporting that face
                     self.buffer.drop_face(face_id)
+                for face_id in gone:  # past re-identification: that person's estimate is over
+                    self.persons.forget(face_id)
                     if self.speakers is not None:
                         self.speakers.forget(face_id)
                 for crop in crops:
@@ -339,6 +346,8 @@ class Pipeline:
             modality = modalities[row]
             heads = {name: values[row] for name, values in output.heads.items()}
             perceived = self.postprocessor.update(face_id, heads, window.end_ns)
+            person = (self.persons.update(face_id, perceived.window_personality, window.end_ns)
+                      if face_id is not None and perceived.window_personality is not None else None)
             record = SocialPerception(
                 face_id=face_id,
                 window_start_ns=window.end_ns - seconds_to_ns(self.config.buffer.window_s),
@@ -358,6 +367,7 @@ class Pipeline:
                     else window.problem or self.expect.reason or None),
                 speaking=window.speaking.get(face_id),
                 random_weights=self.backend.info.random_weights,
+                person=person,
             )
             self._emit(record, [] if self._room_laughter is not None else perceived.events)
             records.append(record)
@@ -475,5 +485,6 @@ class Pipeline:
             self.buffer.reset()
             self.scheduler.reset()
             self.postprocessor.reset()
+            self.persons.reset()
             if self.tracker is not None:
                 self.tracker.reset()

@@ -156,6 +156,7 @@ class FacePerception:
     laughing: bool | None
     personality: dict[str, float] | None
     events: list[LaughterEvent] = field(default_factory=list)
+    window_personality: dict[str, float] | None = None  # this window's alone, unsmoothed (per-person means)
 
 
 class _FaceState:
@@ -205,7 +206,7 @@ class Postprocessor:
         """`heads`: one window's raw outputs, name -> [size]."""
         cfg = self.config
         state = self._faces.setdefault(face_id, _FaceState(cfg, face_id))
-        emotion = personality = laughter = laughing = None
+        emotion = personality = window_personality = laughter = laughing = None
         events: list[LaughterEvent] = []
         if "emotion" in heads:
             state.emotion = ema(state.emotion, softmax(heads["emotion"]), cfg.emotion_smoothing)
@@ -216,6 +217,8 @@ class Postprocessor:
             events = state.machine.update(laughter, window_end_ns)
             laughing = state.machine.laughing
         if "personality" in heads:
-            state.personality = ema(state.personality, np.clip(heads["personality"], 0.0, 1.0), cfg.personality_smoothing)
+            clipped = np.clip(heads["personality"], 0.0, 1.0)
+            window_personality = dict(zip(PERSONALITY_TRAITS, map(float, clipped)))
+            state.personality = ema(state.personality, clipped, cfg.personality_smoothing)
             personality = dict(zip(PERSONALITY_TRAITS, map(float, state.personality)))
-        return FacePerception(emotion, laughter, laughing, personality, events)
+        return FacePerception(emotion, laughter, laughing, personality, events, window_personality)

@@ -67,6 +67,7 @@ def test_long_disappearance_drops_the_track_and_only_the_same_face_gets_its_id_b
     for index in range(9, 12):  # 0.5 s, then longer
         tracker.update(frame_at(blank_frame(), index))
     assert tracker.drain_lost() == [1]
+    assert tracker.drain_gone() == []  # dropped, but she may still be re-identified
     assert tracker.active_tracks() == []
     assert [crop.face_id for crop in tracker.update(frame_at(stranger, 12))] == [2]  # someone else: a new id
     for index in range(13, 19):  # 0.6 s: the stranger is dropped too
@@ -76,6 +77,7 @@ def test_long_disappearance_drops_the_track_and_only_the_same_face_gets_its_id_b
     assert [crop.face_id for crop in tracker.update(frame_at(elsewhere, 19))] == [1]
     for index in range(20, 50):  # past reid_s: forgotten
         tracker.update(frame_at(blank_frame(), index))
+    assert tracker.drain_gone() == [2, 1]  # the stranger first (seen last at frame 12), then her
     assert [crop.face_id for crop in tracker.update(frame_at(frame, 50))] == [3]
 
 

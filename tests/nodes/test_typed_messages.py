@@ -20,8 +20,8 @@ from std_msgs.msg import String
 
 from socialmae_rt.messages import NS_PER_SECOND
 from socialmae_rt.nodes.social_perception import SocialPerceptionNode
-from socialmae_rt.nodes.typed_messages import laughter_event_message, perception_message
-from socialmae_rt.results import Latency, SocialPerception
+from socialmae_rt.nodes.typed_messages import laughter_event_message, perception_message, person_estimate_message
+from socialmae_rt.results import Latency, PersonEstimate, SocialPerception
 from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind
 from socialmae_rt.stream.speakers import Speaking
 from socialmae_rt.tasks import EMOTION_LABELS, PERSONALITY_TRAITS
@@ -138,6 +138,17 @@ def test_a_laughter_event_message():
     assert (typed.window_end.sec, typed.window_end.nanosec) == (13, 0) and typed.probability == pytest.approx(0.31)
 
 
+def test_a_person_estimate_message():
+    estimate = PersonEstimate(face_id=2, windows=9, personality_mean={t: 0.1 * (i + 1) for i, t in enumerate(PERSONALITY_TRAITS)},
+                              personality_std={t: 0.01 * (i + 1) for i, t in enumerate(PERSONALITY_TRAITS)},
+                              last_window_end_ns=21 * NS_PER_SECOND)
+    typed = deserialize_message(serialize_message(person_estimate_message(msg, estimate)), msg.PersonEstimate)
+    assert typed.face_id == "face2" and typed.windows == 9 and typed.header.stamp.sec == 21
+    assert list(typed.personality_traits) == list(PERSONALITY_TRAITS)
+    assert list(typed.personality_mean) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert list(typed.personality_std) == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.05])
+
+
 def photo_bgr() -> np.ndarray:
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         return cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
@@ -155,11 +166,12 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
                                       QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     info_pub.publish(audio_common.AudioInfo(channels=channels, sample_rate=rate, sample_format="S16LE",
                                             bitrate=rate * channels * 16, coding_format="wave"))
-    results, typed, events, expressions = [], [], [], []
+    results, typed, events, expressions, persons = [], [], [], [], []
     probe.create_subscription(String, "/social_perception/results", lambda m: results.append(json.loads(m.data)),
                               RELIABLE)
     probe.create_subscription(msg.Perception, "/social_perception/perception", typed.append, RELIABLE)
     probe.create_subscription(msg.LaughterEvent, "/social_perception/laughter_events", events.append, RELIABLE)
+    probe.create_subscription(msg.PersonEstimate, "/social_perception/person_estimates", persons.append, RELIABLE)
     photo = photo_bgr()
     sent = {"samples": 0}
 
@@ -193,7 +205,7 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
         expression_topics = lambda: [name for name, types in probe.get_topic_names_and_types()  # noqa: E731
                                      if name.startswith("/humans/faces/") and name.endswith("/expression")]
         spin_until(executor, lambda: any(r["modality"] == "audiovisual" for r in results) and len(typed) >= len(results)
-                   and events and expression_topics(), 90)
+                   and events and expression_topics() and len(persons) >= 2, 90)
         topic = expression_topics()[0]
         assert "hri_msgs/msg/Expression" in dict(probe.get_topic_names_and_types())[topic]
         probe.create_subscription(hri.Expression, topic, expressions.append, RELIABLE)
@@ -211,5 +223,12 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
     assert topic == f"/humans/faces/face{face['face_id']}/expression"
     expression = expressions[0]
     assert expression.expression in HRI_EXPRESSION_CONSTANTS.values() and 0.0 < expression.confidence <= 1.0
+    for estimate in persons:  # each one is the `person` of the face's record of that window
+        stamp = estimate.header.stamp.sec * NS_PER_SECOND + estimate.header.stamp.nanosec
+        person = by_window[(int(estimate.face_id.removeprefix("face")), stamp)]["person"]
+        assert estimate.windows == person["windows"]
+        assert list(estimate.personality_mean) == pytest.approx([person["personality_mean"][t] for t in PERSONALITY_TRAITS],
+                                                                 abs=1e-6)
+    assert [e.windows for e in persons[:2]] == [1, 2]  # one person, counted window by window
     onset = next(e for e in events if e.kind == msg.LaughterEvent.ONSET)
     assert onset.face_id.startswith("face") and onset.probability >= 0.02

@@ -125,6 +125,34 @@ def test_offline_file_gives_every_window_and_switches_to_audio_when_the_face_lea
         assert set(r["personality"]) == {"openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"}
 
 
+@pytest.mark.parametrize("reid_s", [5.0, 0.0], ids=["re-identified", "gone-for-good"])
+def test_personality_accumulates_per_person_across_absences_and_restarts_with_a_new_track(
+        tmp_path, detector, face_photo, reid_s):
+    """The same face leaves for 2 s and comes back: re-identified (the tracker's default), its
+    estimate keeps counting; with re-identification off the tracker gives the id up after 1 s and
+    the face returns under a new id whose estimate starts afresh."""
+    clip = write_clip(tmp_path / "back.mp4", 12.0, lambda t: 0 if 5.0 <= t < 7.0 else 1, 12.0, face_photo)
+    sink = MemorySink()
+    pipeline = Pipeline(create_backend("torch", None, TINY), FaceTracker(detector, TrackerConfig(reid_s=reid_s)),
+                        [sink], PipelineConfig())
+    drive.run_offline(pipeline, MediaFileSource(MediaFileConfig(str(clip))))
+    faces = [r for r in sink.results if r.face_id is not None]
+    ids = list(dict.fromkeys(r.face_id for r in faces))
+    assert all(r.person is not None and r.person.face_id == r.face_id for r in faces)
+    assert all(r.person is None for r in sink.results if r.face_id is None)  # the audio stream is nobody
+    for face_id in ids:
+        counts = [r.person.windows for r in faces if r.face_id == face_id]
+        assert counts == list(range(1, len(counts) + 1))  # one window more each time, never reset in between
+    mine = [r for r in faces if r.face_id == ids[-1]]
+    raw = np.array([[r.person.personality_mean[t] for t in r.person.personality_mean] for r in mine[-1:]])
+    assert raw.shape == (1, 5) and np.all((0.0 <= raw) & (raw <= 1.0))
+    if reid_s:
+        assert len(ids) == 1 and mine[-1].person.windows == len(faces)
+    else:
+        assert len(ids) == 2 and ids[0] not in pipeline.persons  # the first track was given up: forgotten
+        assert [r.person.windows for r in faces if r.face_id == ids[1]][0] == 1
+
+
 def test_video_only_after_the_audio_track_ends(tmp_path, detector, face_photo):
     clip = write_clip(tmp_path / "mute.mp4", 7.5, lambda t: 1, audio_seconds=5.0, photo=face_photo)
     sink = MemorySink()
