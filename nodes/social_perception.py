@@ -30,7 +30,9 @@ Outputs (node namespace, reliable, depth 10):
   /diagnostics      diagnostic_msgs/DiagnosticArray at 1 Hz (WARN: a stream is missing or silent,
                                                or a remote backend is down; ERROR: no input at all,
                                                or the backend down past its grace)
-  /humans/faces/face<id>/expression  hri_msgs/Expression, when hri_msgs (ROS4HRI) is installed
+  /humans/faces/tracked, /humans/faces/face<id>/{roi,cropped,expression}  REP-155 (ROS4HRI), with
+                    hri_msgs/IdsList, NormalizedRegionOfInterest2D, sensor_msgs/Image and hri_msgs/Expression,
+                    when hri_msgs is installed (nodes/rep155.py)
 
 Stamps are the capture clock: header stamps of ROS inputs (ROS time), CLOCK_MONOTONIC for local
 devices and real-time files, media time for unpaced files.
@@ -61,10 +63,11 @@ from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension
 from socialmae_rt.app.assemble import assemble, close_all
 from socialmae_rt.app.options import NO_MIC, RunOptions
 from socialmae_rt.messages import SourceError, SourceState
+from socialmae_rt.nodes.rep155 import HriFaces
 from socialmae_rt.nodes.ros_inputs import RosInputConfig, RosInputs
 from socialmae_rt.nodes.typed_messages import (
     BUILD_HINT, INTERFACE_PACKAGE, interface_module, laughter_event_message, perception_message,
-    person_estimate_message, rep155_face_id, set_stamp)
+    person_estimate_message, set_stamp)
 from socialmae_rt.nodes.ros_process import reject_unknown_parameters, run_node
 from socialmae_rt.results import SocialPerception
 from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind, PostprocessConfig
@@ -151,7 +154,7 @@ class RosSink:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.node = node
         self.include_embedding = include_embedding
-        self.expressions = HriExpressions(node)
+        self.faces = HriFaces(node, reliable)  # REP-155 faces: tracked, roi, cropped, expression
         self.results = node.create_publisher(String, "~/results", reliable)
         self.emotion = node.create_publisher(Float32MultiArray, "~/emotion", reliable)
         self.laughter = node.create_publisher(Float32, "~/laughter", reliable)
@@ -177,7 +180,7 @@ class RosSink:
         self.results.publish(String(data=json.dumps(result.to_json(self.include_embedding), allow_nan=False)))
         if result.emotion is not None:
             self.emotion.publish(labelled_array(result.emotion.values(), result.emotion.keys(), result.face_id))
-            self.expressions.publish(result)
+            self.faces.publish_expression(result)
         if result.laughter_probability is not None:
             self.laughter.publish(Float32(data=float(result.laughter_probability)))
         if result.personality is not None:
@@ -205,41 +208,6 @@ class RosSink:
 
     def close(self) -> None:
         pass
-
-
-# CREMA-D classes -> hri_msgs/Expression constants (REP-155).
-HRI_EXPRESSIONS = {"anger": "ANGRY", "disgust": "DISGUSTED", "fear": "SCARED", "happy": "HAPPY",
-                   "neutral": "NEUTRAL", "sad": "SAD"}
-
-
-def hri_expression(emotion: dict[str, float]) -> tuple[str, float]:
-    """(Expression constant name, confidence = top probability) for one emotion distribution."""
-    label = max(emotion, key=emotion.get)
-    return HRI_EXPRESSIONS[label], float(emotion[label])
-
-
-class HriExpressions:
-    """/humans/faces/<id>/expression when hri_msgs is importable; otherwise nothing."""
-
-    def __init__(self, node: Node) -> None:
-        try:
-            from hri_msgs.msg import Expression
-        except ImportError:
-            Expression = None
-        self.node = node
-        self.message_type = Expression
-        self.publishers: dict[int, Any] = {}
-
-    def publish(self, result: SocialPerception) -> None:
-        if self.message_type is None or result.face_id is None or result.emotion is None:
-            return
-        if result.face_id not in self.publishers:
-            topic = f"/humans/faces/{rep155_face_id(result.face_id)}/expression"
-            self.publishers[result.face_id] = self.node.create_publisher(self.message_type, topic, 10)
-        name, confidence = hri_expression(result.emotion)
-        message = self.message_type(expression=getattr(self.message_type, name), confidence=confidence)
-        _stamp(message.header, result.window_end_ns)
-        self.publishers[result.face_id].publish(message)
 
 
 class SocialPerceptionNode(Node):
@@ -281,8 +249,10 @@ class SocialPerceptionNode(Node):
 
         # app/assemble.py: the input opens first (a missing camera or file is said at once), a first
         # build (export, IR, int8 calibration) happens before any input is taken in, then capture starts.
+        ros_sink = RosSink(self, self.options.embedding)
         self.assembly = assemble(self.options, sources=[] if ros_video else None,
-                                 capture=subscribe if ros_video else None, sinks=[RosSink(self, self.options.embedding)],
+                                 capture=subscribe if ros_video else None, sinks=[ros_sink],
+                                 face_observers=[ros_sink.faces] if ros_sink.faces.enabled else [],
                                  on_status=self.get_logger().info, background=True, check_length=False)
         self.pipeline, self.sources, self.sinks = self.assembly.pipeline, self.assembly.sources, self.assembly.sinks
         self._last_states = {s.status.name: s.status.state for s in self.sources}

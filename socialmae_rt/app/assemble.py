@@ -30,7 +30,7 @@ from socialmae_rt.stream.speakers import SpeakerConfig
 from socialmae_rt.stream.status import PipelineStatus
 
 if TYPE_CHECKING:  # the pipeline imports torch: only once a run is assembled (the node sets threads first)
-    from socialmae_rt.stream.pipeline import IngestObserver, Pipeline
+    from socialmae_rt.stream.pipeline import FaceObserver, IngestObserver, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,8 @@ def output_sinks(options: RunOptions, out: TextIO | None = None) -> list[Sink]:
 
 
 def build_pipeline(options: RunOptions, sinks: Sequence[Sink], observers: Sequence["IngestObserver"] = (),
-                   backend: Backend | None = None, on_status: StatusCallback = status_to_stderr) -> "Pipeline":
+                   backend: Backend | None = None, on_status: StatusCallback = status_to_stderr,
+                   face_observers: Sequence["FaceObserver"] = ()) -> "Pipeline":
     """The pipeline, on `backend` if one was made already (backend_before_capture)."""
     # Heavy imports (torch, MediaPipe) happen here, after the sources started capturing.
     from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
@@ -196,7 +197,7 @@ def build_pipeline(options: RunOptions, sinks: Sequence[Sink], observers: Sequen
         config = PipelineConfig(hop_s=options.hop, include_embedding=options.embedding, postprocess=options.postprocess,
                                 speakers=SpeakerConfig(enabled=options.speakers, audio_to=options.speakers_audio))
         config.buffer.max_faces = options.max_faces
-        return Pipeline(backend, tracker, sinks, config, observers=observers)
+        return Pipeline(backend, tracker, sinks, config, observers=observers, face_observers=face_observers)
     except BaseException:
         if made_here:
             backend.close()
@@ -255,6 +256,7 @@ class Assembly:
 def assemble(options: RunOptions, *, sources: list | None = None,
              capture: Callable[[list], list] | None = None,
              sinks: Sequence[Sink] = (), observers: Sequence["IngestObserver"] = (),
+             face_observers: Sequence["FaceObserver"] = (),
              console: TextIO | None = None, on_status: StatusCallback = status_to_stderr,
              background: bool | None = None, check_length: bool = True) -> Assembly:
     """Open everything a run needs, in the order of this module's docstring.
@@ -262,7 +264,7 @@ def assemble(options: RunOptions, *, sources: list | None = None,
     `sources`: sources to open instead of those `options` name ([] with `capture`: none of our own).
     `capture(opened)`: the live sources, made after the backend (default: start_capture; the ROS
     node subscribes its topics here). `sinks` (closed with the assembly) come first (a demo board,
-    the ROS sink), then JSONL
+    the ROS sink), then JSONL (`observers` see every ingested item, `face_observers` each frame's faces)
     and ZeroMQ as `options` ask, then a console line per window when `console` is given and
     `options.quiet` is not. `background=None`: `auto` builds in the background unless the input is
     an unpaced file. Failure at any step closes what the earlier steps opened."""
@@ -295,6 +297,6 @@ def assemble(options: RunOptions, *, sources: list | None = None,
                                             duration_s=getattr(live[0], "duration_s", None) if live else None))
             every_sink = front + outputs
             built.append(build_pipeline(options, every_sink, observers=observers, backend=backend,
-                                        on_status=on_status))
+                                        on_status=on_status, face_observers=face_observers))
             backend_stack.pop_all()
         return Assembly(options, live, every_sink, built[0], failed, stack.pop_all())

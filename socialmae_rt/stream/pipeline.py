@@ -44,8 +44,17 @@ class IngestObserver(Protocol):
     def on_audio(self, chunk: AudioChunk) -> None: ...
 
 
+class FaceObserver(Protocol):
+    """Sees each frame's faces, on the capture thread, after the tracker ran (REP-155 topics): the
+    crops cut from this frame (at the detection rate; [] in between) and the ids tracked now."""
+
+    def on_faces(self, frame: VideoFrame, crops: list[FaceCrop], tracked: list[int]) -> None: ...
+
+
 class FaceTrackerLike(Protocol):
     def update(self, frame: VideoFrame) -> list[FaceCrop]: ...
+
+    def active_tracks(self) -> list: ...
 
     def drain_lost(self) -> list[int]: ...
 
@@ -110,9 +119,11 @@ class Pipeline:
         sinks: Sequence[Sink] = (),
         config: PipelineConfig | None = None,
         observers: Sequence[IngestObserver] = (),
+        face_observers: Sequence[FaceObserver] = (),
     ) -> None:
         self.config = config or PipelineConfig()
         self.observers = list(observers)
+        self.face_observers = list(face_observers)
         self.backend = backend
         self.tracker = tracker
         self.sinks = list(sinks)
@@ -173,6 +184,10 @@ class Pipeline:
                 self._data.notify_all()
             for observer in self.observers:
                 observer.on_frame(item)
+            if self.face_observers:
+                tracked = [track.face_id for track in self.tracker.active_tracks()] if self.tracker is not None else []
+                for face_observer in self.face_observers:
+                    face_observer.on_faces(item, crops, tracked)
         elif isinstance(item, AudioChunk):
             with self._data:
                 self.scheduler.anchor(item.stamp_ns)

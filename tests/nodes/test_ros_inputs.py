@@ -21,7 +21,8 @@ from socialmae_rt.stream.status import Expectation
 from socialmae_rt.messages import NS_PER_SECOND, SourceState, VideoFrame
 from socialmae_rt.nodes.ros_inputs import (
     AudioStamper, BadInput, RosInputConfig, TopicSource, compressed_to_bgr, image_to_bgr, parse_int16_array)
-from socialmae_rt.nodes.social_perception import SocialPerceptionNode, health, hri_expression, ros_input_streams
+from socialmae_rt.nodes.rep155 import hri_expression
+from socialmae_rt.nodes.social_perception import SocialPerceptionNode, health, ros_input_streams
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 

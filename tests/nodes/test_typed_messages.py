@@ -138,6 +138,14 @@ def test_a_laughter_event_message():
     assert (typed.window_end.sec, typed.window_end.nanosec) == (13, 0) and typed.probability == pytest.approx(0.31)
 
 
+def test_valence_and_arousal_come_from_the_documented_table():
+    from socialmae_rt.nodes.rep155 import VALENCE_AROUSAL, valence_arousal
+
+    assert valence_arousal({label: float(label == "happy") for label in EMOTION_LABELS}) == VALENCE_AROUSAL["happy"]
+    even = valence_arousal({label: 1 / 6 for label in EMOTION_LABELS})
+    assert even == pytest.approx(tuple(np.mean([VALENCE_AROUSAL[label] for label in EMOTION_LABELS], axis=0)))
+
+
 def test_a_person_estimate_message():
     estimate = PersonEstimate(face_id=2, windows=9, personality_mean={t: 0.1 * (i + 1) for i, t in enumerate(PERSONALITY_TRAITS)},
                               personality_std={t: 0.01 * (i + 1) for i, t in enumerate(PERSONALITY_TRAITS)},
@@ -166,18 +174,19 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
                                       QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     info_pub.publish(audio_common.AudioInfo(channels=channels, sample_rate=rate, sample_format="S16LE",
                                             bitrate=rate * channels * 16, coding_format="wave"))
-    results, typed, events, expressions, persons = [], [], [], [], []
+    results, typed, events, expressions, persons, tracked, rois, crops = [], [], [], [], [], [], [], []
     probe.create_subscription(String, "/social_perception/results", lambda m: results.append(json.loads(m.data)),
                               RELIABLE)
     probe.create_subscription(msg.Perception, "/social_perception/perception", typed.append, RELIABLE)
     probe.create_subscription(msg.LaughterEvent, "/social_perception/laughter_events", events.append, RELIABLE)
     probe.create_subscription(msg.PersonEstimate, "/social_perception/person_estimates", persons.append, RELIABLE)
+    probe.create_subscription(hri.IdsList, "/humans/faces/tracked", tracked.append, RELIABLE)
     photo = photo_bgr()
-    sent = {"samples": 0}
+    sent = {"samples": 0, "face": True}
 
     def publish_frame():
         frame = Image(height=photo.shape[0], width=photo.shape[1], encoding="bgr8", step=photo.shape[1] * 3)
-        frame.data = photo.tobytes()
+        frame.data = (photo if sent["face"] else np.zeros_like(photo)).tobytes()
         frame.header.stamp = probe.get_clock().now().to_msg()
         image_pub.publish(frame)
 
@@ -208,8 +217,19 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
                    and events and expression_topics() and len(persons) >= 2, 90)
         topic = expression_topics()[0]
         assert "hri_msgs/msg/Expression" in dict(probe.get_topic_names_and_types())[topic]
+        face_id = topic.split("/")[3]
         probe.create_subscription(hri.Expression, topic, expressions.append, RELIABLE)
-        spin_until(executor, lambda: expressions, 30)
+        probe.create_subscription(hri.NormalizedRegionOfInterest2D, f"/humans/faces/{face_id}/roi", rois.append,
+                                  RELIABLE)
+        probe.create_subscription(Image, f"/humans/faces/{face_id}/cropped", crops.append, RELIABLE)
+        spin_until(executor, lambda: expressions and rois and crops, 30)
+        assert any(list(ids.ids) == [face_id] for ids in tracked)
+        # She leaves: the tracked list empties and her topics go away with her.
+        sent["face"] = False
+        mine = [f"/humans/faces/{face_id}/{suffix}" for suffix in ("roi", "cropped", "expression")]
+        assert all(probe.count_publishers(name) == 1 for name in mine)
+        spin_until(executor, lambda: tracked and list(tracked[-1].ids) == [] and not any(
+            probe.count_publishers(name) for name in mine), 30)
     finally:
         executor.shutdown()
         perception.stop()
@@ -223,6 +243,11 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
     assert topic == f"/humans/faces/face{face['face_id']}/expression"
     expression = expressions[0]
     assert expression.expression in HRI_EXPRESSION_CONSTANTS.values() and 0.0 < expression.confidence <= 1.0
+    assert -1.0 <= expression.valence <= 1.0 and -1.0 <= expression.arousal <= 1.0
+    roi = rois[0]
+    assert 0.0 <= roi.xmin < roi.xmax <= 1.0 and 0.0 <= roi.ymin < roi.ymax <= 1.0 and 0.0 < roi.c <= 1.0
+    crop = crops[0]
+    assert (crop.height, crop.width, crop.encoding) == (224, 224, "bgr8") and len(crop.data) == 224 * 224 * 3
     for estimate in persons:  # each one is the `person` of the face's record of that window
         stamp = estimate.header.stamp.sec * NS_PER_SECOND + estimate.header.stamp.nanosec
         person = by_window[(int(estimate.face_id.removeprefix("face")), stamp)]["person"]
