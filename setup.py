@@ -18,6 +18,7 @@ PACKAGE = "socialmae_rt"
 # socialmae-rt-* scripts in pyproject.toml), so they are written only by a `setup.py install`.
 ROS_EXECUTABLES = {
     "social_perception": "socialmae_rt.nodes.social_perception",
+    "managed_perception": "socialmae_rt.nodes.managed_perception",
     "laugh_responder": "socialmae_rt.nodes.laugh_responder",
 }
 

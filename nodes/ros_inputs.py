@@ -254,6 +254,8 @@ class RosInputs:
         from sensor_msgs.msg import CompressedImage, Image
 
         self.config = config
+        self._node = node
+        self._subscriptions: list = []  # destroy() ends them (a managed node pausing)
         self.max_frame_side = max_frame_side  # larger images are scaled down as they arrive
         self.log_error = log_error
         self.sources: list[TopicSource] = []
@@ -262,9 +264,9 @@ class RosInputs:
             self.image = TopicSource("ros image", config, has_video=True, has_audio=False,
                                      topics=(node.resolve_topic_name("image"),
                                              node.resolve_topic_name("image/compressed")))
-            node.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data,
+            self._subscribe(node, Image, "image", self._on_image, qos_profile_sensor_data,
                                      callback_group=callback_group)
-            node.create_subscription(CompressedImage, "image/compressed", self._on_compressed,
+            self._subscribe(node, CompressedImage, "image/compressed", self._on_compressed,
                                      qos_profile_sensor_data, callback_group=callback_group)
             self.sources.append(self.image)
         if audio:
@@ -274,6 +276,19 @@ class RosInputs:
             self._audio_info = None
             self._subscribe_audio(node, qos_profile_sensor_data, callback_group)
             self.sources.append(self.audio)
+
+    def _subscribe(self, node, *args, **kwargs):
+        subscription = node.create_subscription(*args, **kwargs)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def destroy(self) -> None:
+        """Stop taking the topics in; the sources end."""
+        for subscription in self._subscriptions:
+            self._node.destroy_subscription(subscription)
+        self._subscriptions.clear()
+        for source in self.sources:
+            source.close()
 
     def _subscribe_audio(self, node, qos, callback_group) -> None:
         from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -286,15 +301,15 @@ class RosInputs:
         if kind == "audio_common" or (kind == "auto" and audio_common is not None):
             data_type, info_type = audio_common
             self.audio_type = "audio_common"
-            node.create_subscription(data_type, "audio", self._on_audio_data, qos, callback_group=callback_group)
+            self._subscribe(node, data_type, "audio", self._on_audio_data, qos, callback_group=callback_group)
             latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            node.create_subscription(info_type, "audio_info", self._on_audio_info, latched,
+            self._subscribe(node, info_type, "audio_info", self._on_audio_info, latched,
                                      callback_group=callback_group)
         else:
             from std_msgs.msg import Int16MultiArray
 
             self.audio_type = "int16_array"
-            node.create_subscription(Int16MultiArray, "audio", self._on_int16_array, qos,
+            self._subscribe(node, Int16MultiArray, "audio", self._on_int16_array, qos,
                                      callback_group=callback_group)
 
     # Callbacks (executor threads): convert, queue, never wait -------------------------------------

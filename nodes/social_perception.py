@@ -210,28 +210,46 @@ class RosSink:
         pass
 
 
+def declare_perception_parameters(node: Node) -> None:
+    """Every parameter (run options, postprocessing, ROS inputs, the node's own); unknown ones are refused."""
+    for name, default, kind in run_option_parameters():
+        node.declare_parameter(name, default if default is not None else kind)
+    post_defaults = PostprocessConfig()
+    for name in POSTPROCESS_PARAMETERS:
+        node.declare_parameter(name, getattr(post_defaults, name), ParameterDescriptor(description="changes at run time"))
+    input_defaults = RosInputConfig()
+    for field in dataclasses.fields(RosInputConfig):
+        node.declare_parameter(INPUT_PREFIX + field.name, getattr(input_defaults, field.name))
+    node_defaults = NodeConfig()
+    for field in dataclasses.fields(NodeConfig):
+        node.declare_parameter(field.name, getattr(node_defaults, field.name))
+    reject_unknown_parameters(node)
+
+
+def _value(node: Node, name: str) -> Any:
+    try:
+        return node.get_parameter(name).value
+    except ParameterUninitializedException:  # an optional flag nobody set: None, as on the CLI
+        return None
+
+
+def read_perception_parameters(node: Node) -> tuple[RunOptions, NodeConfig, RosInputConfig]:
+    values = {name: _value(node, name) for name, _, _ in run_option_parameters()}
+    post = PostprocessConfig(**{name: node.get_parameter(name).value for name in POSTPROCESS_PARAMETERS})
+    options = from_flat(RunOptions, values, base=RunOptions(postprocess=post))
+    node_config = NodeConfig(**{f.name: node.get_parameter(f.name).value for f in dataclasses.fields(NodeConfig)})
+    inputs = RosInputConfig(**{f.name: node.get_parameter(INPUT_PREFIX + f.name).value
+                               for f in dataclasses.fields(RosInputConfig)})
+    return options, node_config, inputs
+
+
 class SocialPerceptionNode(Node):
     def __init__(self, **node_options) -> None:
         super().__init__(NODE_NAME, **node_options)
         self._started = time.monotonic()
-        for name, default, kind in run_option_parameters():
-            self.declare_parameter(name, default if default is not None else kind)
-        post_defaults = PostprocessConfig()
-        for name in POSTPROCESS_PARAMETERS:
-            self.declare_parameter(name, getattr(post_defaults, name),
-                                   ParameterDescriptor(description="changes at run time"))
-        input_defaults = RosInputConfig()
-        for field in dataclasses.fields(RosInputConfig):
-            self.declare_parameter(INPUT_PREFIX + field.name, getattr(input_defaults, field.name))
-        node_defaults = NodeConfig()
-        for field in dataclasses.fields(NodeConfig):
-            self.declare_parameter(field.name, getattr(node_defaults, field.name))
-        reject_unknown_parameters(self)
-        self.options = self._options_from_parameters()
-        self.node_config = NodeConfig(**{f.name: self.get_parameter(f.name).value for f in dataclasses.fields(NodeConfig)})
+        declare_perception_parameters(self)
+        self.options, self.node_config, self.input_config = read_perception_parameters(self)
         self._first_result_logged = False
-        self.input_config = RosInputConfig(**{f.name: self.get_parameter(INPUT_PREFIX + f.name).value
-                                              for f in dataclasses.fields(RosInputConfig)})
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._stop_requested = threading.Event()
         self.fatal: str | None = None  # why perception stopped for good
@@ -270,17 +288,6 @@ class SocialPerceptionNode(Node):
             self.get_logger().warning(
                 f"serving {', '.join(served) or 'no task'}; the weights have no {', '.join(missing)} head, so "
                 f"{', '.join(silent)} will not publish (give a bundle with those tasks)")
-
-    def _value(self, name: str) -> Any:
-        try:
-            return self.get_parameter(name).value
-        except ParameterUninitializedException:  # an optional flag nobody set: None, as on the CLI
-            return None
-
-    def _options_from_parameters(self) -> RunOptions:
-        values = {name: self._value(name) for name, _, _ in run_option_parameters()}
-        post = PostprocessConfig(**{name: self.get_parameter(name).value for name in POSTPROCESS_PARAMETERS})
-        return from_flat(RunOptions, values, base=RunOptions(postprocess=post))
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         changes = {}

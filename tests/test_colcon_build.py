@@ -71,19 +71,20 @@ def test_install_space_has_the_ament_files(workspace):
     assert not (prefix / "bin").exists()
 
 
-def test_ros2_run_finds_both_executables_in_the_package(workspace):
+def test_ros2_run_finds_every_executable_in_the_package(workspace):
     # What `ros2 run socialmae_rt <executable>` does: package prefix from the ament index (set up by
     # install/setup.sh), then an executable file of that name in <prefix>/lib/<package>/.
     lookup = (
         "import os, socialmae_rt; from ament_index_python.packages import get_package_prefix;"
         f"lib = os.path.join(get_package_prefix('{PACKAGE}'), 'lib', '{PACKAGE}');"
-        "print([n for n in ('social_perception', 'laugh_responder') if os.access(os.path.join(lib, n), os.X_OK)]);"
+        "print([n for n in ('social_perception', 'managed_perception', 'laugh_responder')"
+        " if os.access(os.path.join(lib, n), os.X_OK)]);"
         "print(socialmae_rt.__file__)"
     )
     result = in_workspace(workspace, sys.executable, "-c", lookup)
     assert result.returncode == 0, result.stderr
     found, imported = result.stdout.splitlines()
-    assert found == "['social_perception', 'laugh_responder']"
+    assert found == "['social_perception', 'managed_perception', 'laugh_responder']"
     # The workspace's copy is the one imported, not the editable install of the venv.
     assert Path(imported).is_relative_to(workspace / "install" / PACKAGE)
 

@@ -48,7 +48,8 @@ def test_wheel_holds_only_the_namespace(tmp_path):
     # (`ros2 run socialmae_rt social_perception`) stay out of wheels: no entry point, no script file.
     groups = configparser.ConfigParser()
     groups.read_string(text)
-    assert set(groups["console_scripts"]) == {"socialmae-rt", "socialmae-rt-node", "socialmae-rt-laugh-responder"}
+    assert set(groups["console_scripts"]) == {"socialmae-rt", "socialmae-rt-node", "socialmae-rt-managed-node",
+                                                "socialmae-rt-laugh-responder"}
     assert not [n for n in names if ".data/scripts/" in n]
 
 

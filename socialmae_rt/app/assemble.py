@@ -258,7 +258,7 @@ def assemble(options: RunOptions, *, sources: list | None = None,
              sinks: Sequence[Sink] = (), observers: Sequence["IngestObserver"] = (),
              face_observers: Sequence["FaceObserver"] = (),
              console: TextIO | None = None, on_status: StatusCallback = status_to_stderr,
-             background: bool | None = None, check_length: bool = True) -> Assembly:
+             background: bool | None = None, check_length: bool = True, backend: Backend | None = None) -> Assembly:
     """Open everything a run needs, in the order of this module's docstring.
 
     `sources`: sources to open instead of those `options` name ([] with `capture`: none of our own).
@@ -267,7 +267,8 @@ def assemble(options: RunOptions, *, sources: list | None = None,
     the ROS sink), then JSONL (`observers` see every ingested item, `face_observers` each frame's faces)
     and ZeroMQ as `options` ask, then a console line per window when `console` is given and
     `options.quiet` is not. `background=None`: `auto` builds in the background unless the input is
-    an unpaced file. Failure at any step closes what the earlier steps opened."""
+    an unpaced file. `backend`: one made already (a managed node loads it at configure); the
+    assembly closes it like its own. Failure at any step closes what the earlier steps opened."""
     # Closed in reverse: live sources, the output sinks, the sinks handed over (with the console
     # one), the pipeline (detector, backend), the opened sources. Sinks flush before the pipeline goes.
     with contextlib.ExitStack() as stack:
@@ -285,8 +286,9 @@ def assemble(options: RunOptions, *, sources: list | None = None,
         outputs = output_sinks(options, console)
         stack.callback(close_all, outputs)
         with contextlib.ExitStack() as backend_stack:  # the backend's until the pipeline owns it
-            backend = backend_before_capture(options, on_status, background=not offline if background is None
-                                             else background)
+            if backend is None:
+                backend = backend_before_capture(options, on_status, background=not offline if background is None
+                                                 else background)
             if backend is not None:
                 backend_stack.callback(backend.close)
             live = (capture or start_capture)(opened)

@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("script", ["socialmae-rt-node", "socialmae-rt-laugh-responder"])
+@pytest.mark.parametrize("script", ["socialmae-rt-node", "socialmae-rt-managed-node", "socialmae-rt-laugh-responder"])
 def test_help_lists_every_parameter_and_starts_nothing(script):
     from socialmae_rt.nodes.laugh_responder import LaughResponderConfig
     from socialmae_rt.nodes.social_perception import parameter_names
@@ -24,7 +24,7 @@ def test_help_lists_every_parameter_and_starts_nothing(script):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr == ""  # no ALSA/JACK probing, no ROS logging: nothing was opened
     listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")}
-    expected = set(parameter_names()) if script == "socialmae-rt-node" else {
+    expected = set(parameter_names()) if script != "socialmae-rt-laugh-responder" else {
         name for name in LaughResponderConfig.__dataclass_fields__}
     assert listed == expected
     for line in result.stdout.splitlines():

@@ -1,0 +1,75 @@
+"""The managed (lifecycle) node through the lifecycle_msgs ChangeState and GetState services, on
+loopback with real rclpy: configure loads the backend, activate perceives, deactivate pauses
+(sources closed, nothing published, the backend kept), cleanup frees."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import rclpy
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from socialmae_rt.nodes.managed_perception import ManagedPerceptionNode
+
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def test_configure_activate_deactivate_activate_cleanup_and_a_transition_out_of_order(context, spin_until, tone_wav):
+    clip = tone_wav(12.0)
+    node = ManagedPerceptionNode(context=context, parameter_overrides=[
+        Parameter("source", value=str(clip)), Parameter("realtime", value=True), Parameter("model", value="tiny"),
+        Parameter("backend", value="torch"), Parameter("hop", value=1.0)])
+    probe = rclpy.create_node("manager", context=context)
+    records = []
+    probe.create_subscription(String, "/social_perception/results", lambda m: records.append(json.loads(m.data)),
+                              RELIABLE)
+    change = probe.create_client(ChangeState, "/social_perception/change_state")
+    get = probe.create_client(GetState, "/social_perception/get_state")
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(probe)
+
+    def call(client, request):
+        future = client.call_async(request)
+        spin_until(executor, future.done, 60)
+        return future.result()
+
+    def state() -> int:
+        return call(get, GetState.Request()).current_state.id
+
+    def transition(transition_id: int) -> bool:
+        return call(change, ChangeState.Request(transition=Transition(id=transition_id))).success
+
+    try:
+        spin_until(executor, lambda: change.service_is_ready() and get.service_is_ready(), 30)
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert not transition(Transition.TRANSITION_ACTIVATE)  # out of order: refused, the node goes on
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert transition(Transition.TRANSITION_CONFIGURE) and state() == State.PRIMARY_STATE_INACTIVE
+        backend = node.backend
+        assert backend is not None and node.assembly is None and not records  # loaded, not perceiving
+        assert transition(Transition.TRANSITION_ACTIVATE) and state() == State.PRIMARY_STATE_ACTIVE
+        spin_until(executor, lambda: records, 60)
+        assert transition(Transition.TRANSITION_DEACTIVATE) and state() == State.PRIMARY_STATE_INACTIVE
+        assert node.assembly is None and not node.running and node.backend is backend  # paused, backend kept
+        paused_at = len(records)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # nothing is published while inactive
+            executor.spin_once(timeout_sec=0.1)
+        assert len(records) == paused_at
+        assert transition(Transition.TRANSITION_ACTIVATE)  # quick: the backend is loaded already
+        spin_until(executor, lambda: len(records) > paused_at, 60)
+        assert node.backend is backend and node.activations == 2
+        assert transition(Transition.TRANSITION_DEACTIVATE) and transition(Transition.TRANSITION_CLEANUP)
+        assert state() == State.PRIMARY_STATE_UNCONFIGURED and node.backend is None
+    finally:
+        executor.shutdown()
+        node.on_shutdown(None)
+        node.destroy_node()
+        probe.destroy_node()
