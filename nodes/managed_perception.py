@@ -138,7 +138,9 @@ class ManagedPerceptionNode(LifecycleNode):
         if self.backend is not None:
             self.backend.close()
             self.backend = None
-        self.sink = None
+        if self.sink is not None:  # its topics go with it; the next configure makes them again
+            self.sink.destroy()
+            self.sink = None
 
     @property
     def running(self) -> bool:

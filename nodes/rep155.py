@@ -111,6 +111,18 @@ class HriFaces:
                 set_stamp(image.header.stamp, crop.stamp_ns)
                 self._publisher(crop.face_id, "cropped", Image).publish(image)
 
+    def destroy(self) -> None:
+        """Every REP-155 topic down: the per-face ones and /humans/faces/tracked."""
+        with self._lock:
+            for topics in self._faces.values():
+                for publisher in topics.values():
+                    self.node.destroy_publisher(publisher)
+            self._faces.clear()
+            if self.tracked is not None:
+                self.node.destroy_publisher(self.tracked)
+                self.tracked = None
+            self.hri = None  # nothing more is published
+
     def publish_expression(self, result: SocialPerception) -> None:
         if self.hri is None or result.face_id is None or result.emotion is None:
             return

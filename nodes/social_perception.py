@@ -171,6 +171,15 @@ class RosSink:
             self.laughter_events = node.create_publisher(self.typed.LaughterEvent, "~/laughter_events", reliable)
             self.person_estimates = node.create_publisher(self.typed.PersonEstimate, "~/person_estimates", reliable)
 
+    def destroy(self) -> None:
+        """Take the topics down (a managed node's cleanup): every publisher this sink made."""
+        publishers = [self.results, self.emotion, self.laughter, self.onset, self.personality, self.embedding]
+        if self.typed is not None:
+            publishers += [self.perception, self.laughter_events, self.person_estimates]
+        for publisher in publishers:
+            self.node.destroy_publisher(publisher)
+        self.faces.destroy()
+
     def _stopping(self) -> bool:
         return not self.node.context.ok()  # SIGINT/SIGTERM shut ROS down: nothing can be published now
 

@@ -68,6 +68,9 @@ def test_configure_activate_deactivate_activate_cleanup_and_a_transition_out_of_
         assert node.backend is backend and node.activations == 2
         assert transition(Transition.TRANSITION_DEACTIVATE) and transition(Transition.TRANSITION_CLEANUP)
         assert state() == State.PRIMARY_STATE_UNCONFIGURED and node.backend is None
+        assert not [pub for pub in node.publishers if pub.topic_name == "/social_perception/results"]  # topics down
+        assert transition(Transition.TRANSITION_CONFIGURE)  # and made again, once
+        assert len([pub for pub in node.publishers if pub.topic_name == "/social_perception/results"]) == 1
     finally:
         executor.shutdown()
         node.on_shutdown(None)
