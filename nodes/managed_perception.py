@@ -20,12 +20,12 @@ from typing import Any
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from socialmae_rt.app.assemble import Assembly, assemble, close_all, make_backend
+from socialmae_rt.app.assemble import Assembly, close_all, make_backend
 from socialmae_rt.backend import Backend
 from socialmae_rt.messages import SourceError
 from socialmae_rt.nodes.ros_process import run_node
 from socialmae_rt.nodes.social_perception import (
-    RosSink, declare_perception_parameters, read_perception_parameters, ros_input_streams)
+    RosSink, assemble_for_node, declare_perception_parameters, read_perception_parameters, ros_input_streams)
 from socialmae_rt.nodes.ros_inputs import RosInputs
 from socialmae_rt.util.field_help import wants_help
 from socialmae_rt.util.threads import yield_idle_threads
@@ -74,19 +74,9 @@ class ManagedPerceptionNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        ros_video, ros_audio = ros_input_streams(self.options)
-
-        def subscribe(_opened: list) -> list:
-            self.ros_inputs = RosInputs(self, self.input_config, video=True, audio=ros_audio,
-                                        log_error=self.get_logger().error, max_frame_side=self.options.max_frame_side)
-            return list(self.ros_inputs.sources)
-
         try:
-            self.assembly = assemble(self.options, sources=[] if ros_video else None,
-                                     capture=subscribe if ros_video else None, sinks=[self.sink],
-                                     face_observers=[self.sink.faces] if self.sink.faces.enabled else [],
-                                     on_status=self.get_logger().info, check_length=False,
-                                     backend=KeptOpen(self.backend))
+            self.assembly = assemble_for_node(self, self.options, self.input_config, self.sink,
+                                              backend=KeptOpen(self.backend))
         except (SourceError, FileNotFoundError, ValueError) as err:
             self.get_logger().error(f"activate failed: {err}")
             return TransitionCallbackReturn.FAILURE

@@ -60,7 +60,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension, MultiArrayLayout, String
 
-from socialmae_rt.app.assemble import assemble, close_all
+from socialmae_rt.app.assemble import Assembly, assemble, close_all
 from socialmae_rt.app.options import NO_MIC, RunOptions
 from socialmae_rt.messages import SourceError, SourceState
 from socialmae_rt.nodes.rep155 import HriFaces
@@ -252,6 +252,24 @@ def read_perception_parameters(node: Node) -> tuple[RunOptions, NodeConfig, RosI
     return options, node_config, inputs
 
 
+def assemble_for_node(node: Node, options: RunOptions, input_config: RosInputConfig, sink: RosSink,
+                      **assemble_options) -> Assembly:
+    """A node's run (app/assemble.py) publishing through `sink`: its own camera, microphone or file,
+    or with source:=ros the input topics, subscribed as the capture step (`node.ros_inputs`)."""
+    ros_video, ros_audio = ros_input_streams(options)
+
+    def subscribe(_opened: list) -> list:  # source:=ros: the topics are the capture
+        node.ros_inputs = RosInputs(node, input_config, video=True, audio=ros_audio,
+                                    log_error=node.get_logger().error,
+                                    callback_group=MutuallyExclusiveCallbackGroup(),
+                                    max_frame_side=options.max_frame_side)
+        return list(node.ros_inputs.sources)
+
+    return assemble(options, sources=[] if ros_video else None, capture=subscribe if ros_video else None,
+                    sinks=[sink], face_observers=[sink.faces] if sink.faces.enabled else [],
+                    on_status=node.get_logger().info, check_length=False, **assemble_options)
+
+
 class SocialPerceptionNode(Node):
     def __init__(self, **node_options) -> None:
         super().__init__(NODE_NAME, **node_options)
@@ -265,22 +283,10 @@ class SocialPerceptionNode(Node):
         self.exit_code = 0
         self.exit_on_failure = False  # main(): a fatal error shuts the process down (exit code 1)
         self.ros_inputs = None
-        ros_video, ros_audio = ros_input_streams(self.options)
-
-        def subscribe(_opened: list) -> list:  # source:=ros: the topics are the capture
-            self.ros_inputs = RosInputs(self, self.input_config, video=True, audio=ros_audio,
-                                        log_error=self.get_logger().error,
-                                        callback_group=MutuallyExclusiveCallbackGroup(),
-                                        max_frame_side=self.options.max_frame_side)
-            return list(self.ros_inputs.sources)
-
         # app/assemble.py: the input opens first (a missing camera or file is said at once), a first
         # build (export, IR, int8 calibration) happens before any input is taken in, then capture starts.
-        ros_sink = RosSink(self, self.options.embedding)
-        self.assembly = assemble(self.options, sources=[] if ros_video else None,
-                                 capture=subscribe if ros_video else None, sinks=[ros_sink],
-                                 face_observers=[ros_sink.faces] if ros_sink.faces.enabled else [],
-                                 on_status=self.get_logger().info, background=True, check_length=False)
+        self.assembly = assemble_for_node(self, self.options, self.input_config, RosSink(self, self.options.embedding),
+                                          background=True)
         self.pipeline, self.sources, self.sinks = self.assembly.pipeline, self.assembly.sources, self.assembly.sinks
         self._last_states = {s.status.name: s.status.state for s in self.sources}
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
