@@ -134,10 +134,6 @@ def ros_input_streams(options: RunOptions) -> tuple[bool, bool]:
     return False, False
 
 
-def _stamp(header: Header, stamp_ns: int) -> None:
-    set_stamp(header.stamp, stamp_ns)
-
-
 def labelled_array(values, labels, face_id: int | None) -> Float32MultiArray:
     face = "none" if face_id is None else str(face_id)
     layout = MultiArrayLayout(dim=[
@@ -207,7 +203,7 @@ class RosSink:
             return
         if event.kind is LaughterEventKind.ONSET:
             header = Header(frame_id="none" if event.face_id is None else str(event.face_id))
-            _stamp(header, event.time_ns)
+            set_stamp(header.stamp, event.time_ns)
             self.onset.publish(header)
         if self.typed is not None:
             self.laughter_events.publish(laughter_event_message(self.typed, event))

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from socialmae_rt.app.options import MODEL_NAMES, RunOptions
-from socialmae_rt.util.options import add_flags, from_flat
+from socialmae_rt.util.options import add_flags, flag_values, from_flat
 
 
 def _bench_pipeline(args: argparse.Namespace) -> int:
@@ -34,8 +34,8 @@ def _add_bench_pipeline(sub: argparse._SubParsersAction) -> None:
 def _soak(args: argparse.Namespace) -> int:
     from socialmae_rt.bench.soak import SOAK_FLAGS, SOAK_RUN_FLAGS, SoakOptions, run_soak, soak_run_defaults
 
-    run = from_flat(RunOptions, {name: getattr(args, name) for name in SOAK_RUN_FLAGS}, base=soak_run_defaults())
-    run_soak(SoakOptions(run=run, **{name: getattr(args, name) for name in SOAK_FLAGS}))
+    run = from_flat(RunOptions, flag_values(args, SOAK_RUN_FLAGS), base=soak_run_defaults())
+    run_soak(SoakOptions(run=run, **flag_values(args, SOAK_FLAGS)))
     return 0
 
 
@@ -121,7 +121,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 def _bench_triton(args: argparse.Namespace) -> int:
     from socialmae_rt.bench.triton import BenchTritonOptions, run_bench_triton
 
-    run_bench_triton(from_flat(BenchTritonOptions, {name: getattr(args, name) for name in args.option_names}))
+    run_bench_triton(from_flat(BenchTritonOptions, flag_values(args, args.option_names)))
     return 0
 
 

@@ -5,20 +5,16 @@ from __future__ import annotations
 import argparse
 
 from socialmae_rt.app.options import PERCEPTION_OPTIONS, RunOptions
-from socialmae_rt.util.options import add_flags, from_flat
+from socialmae_rt.util.options import add_flags, flag_values, from_flat
 
 RUN_ONLY = ("realtime", "max_frame_side", "quiet", "embedding", "status", "zmq", "zmq_curve_key", "zmq_curve_clients")
-
-
-def _flag_values(args: argparse.Namespace, names) -> dict:
-    return {name: getattr(args, name) for name in names}
 
 
 def _run(args: argparse.Namespace) -> int:
     """Stream a camera (+ microphone) or a media file through the model; print and/or write JSONL."""
     from socialmae_rt.app.runner import run
 
-    run(from_flat(RunOptions, _flag_values(args, args.option_names)))
+    run(from_flat(RunOptions, flag_values(args, args.option_names)))
     return 0
 
 
@@ -38,8 +34,8 @@ def _demo(args: argparse.Namespace) -> int:
     from socialmae_rt.demo.app import run_demo
     from socialmae_rt.demo.options import DemoOptions
 
-    run = from_flat(RunOptions, _flag_values(args, PERCEPTION_OPTIONS))
-    run_demo(from_flat(DemoOptions, _flag_values(args, args.demo_names), base=DemoOptions(run=run)))
+    run = from_flat(RunOptions, flag_values(args, PERCEPTION_OPTIONS))
+    run_demo(from_flat(DemoOptions, flag_values(args, args.demo_names), base=DemoOptions(run=run)))
     return 0
 
 

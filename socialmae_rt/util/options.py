@@ -49,10 +49,9 @@ class Option:
     flag: str
     argparse: dict[str, Any]
 
-    def help_text(self, default: Any | None = None) -> str:
+    def help_text(self) -> str:
         """The help with `%(default)s` filled in (the ROS node's --help)."""
-        value = self.default if default is None else default
-        return self.help % {"default": value} if "%(" in self.help else self.help.replace("%%", "%")
+        return self.help % {"default": self.default} if "%(" in self.help else self.help.replace("%%", "%")
 
 
 def _kind(cls: type, attribute: str) -> type:
@@ -114,11 +113,16 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, names: Sequence[str] |
     return [o.name for o in chosen]
 
 
+def flag_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """Public option name -> value of the parsed flags `names` (their argparse dests)."""
+    return {name: getattr(args, name) for name in names}
+
+
 def from_flat(cls: type, values: dict[str, Any], base: Any = None) -> Any:
     """An instance of `cls` from public option names -> values (flags, ROS parameters); options not
     in `values` keep `base`'s values (default: the class's defaults). Nested configs are rebuilt,
     so their validation runs on the values given."""
-    return _build(cls, values, base if base is not None else None, "")
+    return _build(cls, values, base, "")
 
 
 def _build(cls: type, values: dict[str, Any], base: Any, prefix: str) -> Any:
