@@ -32,6 +32,7 @@ from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, SourceState, Source
 
 MODEL_RATE = 16000
 AUDIO_TYPES = ("auto", "audio_common", "int16_array")
+FACE_IMAGES = ("cropped", "aligned")  # the REP-155 per-face image topics
 # Raw encodings we read (sensor_msgs/image_encodings names) -> OpenCV conversion to BGR.
 IMAGE_ENCODINGS = {
     "bgr8": None,
@@ -52,6 +53,8 @@ class RosInputConfig:
     silence_s: float = 2.0  # a subscribed topic with no message for this long counts as silent
     queue: int = 64  # messages held between the ROS callback and the pipeline; the oldest is dropped
     audio_type: str = "auto"  # auto | audio_common | int16_array (the std_msgs fallback)
+    faces_image: str = "cropped"  # faces:=hri: each face's image topic, /humans/faces/<id>/<this> (cropped | aligned)
+    faces_wait_s: float = 0.5  # faces:=hri: how long a tracked face's image may lag its tracked list
 
     def __post_init__(self) -> None:
         if self.silence_s <= 0:
@@ -60,6 +63,10 @@ class RosInputConfig:
             raise ValueError(f"input_queue must be >= 1, got {self.queue}")
         if self.audio_type not in AUDIO_TYPES:
             raise ValueError(f"input_audio_type must be one of {', '.join(AUDIO_TYPES)}, got {self.audio_type!r}")
+        if self.faces_image not in FACE_IMAGES:
+            raise ValueError(f"input_faces_image must be one of {', '.join(FACE_IMAGES)}, got {self.faces_image!r}")
+        if self.faces_wait_s <= 0:
+            raise ValueError(f"input_faces_wait_s must be > 0 seconds, got {self.faces_wait_s}")
 
 
 class BadInput(ValueError):
@@ -172,11 +179,15 @@ class TopicSource:
         if self.status.state is not SourceState.RUNNING and not self._closed:
             self.status.set(SourceState.RUNNING)
 
-    def report_bad(self, err: BadInput) -> bool:
-        """Count an unreadable message; True the first time this kind of problem is seen."""
+    def report_bad(self, err: BadInput, kind: str | None = None) -> bool:
+        """Count an unreadable message (also under `kind`, when given); True the first time this
+        kind of problem (by default: this very message) is seen."""
         self.status.count("bad_messages")
-        first = str(err) not in self._reported
-        self._reported.add(str(err))
+        if kind is not None:
+            self.status.count(f"bad: {kind}")
+        key = kind or str(err)
+        first = key not in self._reported
+        self._reported.add(key)
         return first
 
     def __iter__(self) -> Iterator[VideoFrame | AudioChunk]:

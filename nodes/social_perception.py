@@ -62,13 +62,15 @@ from std_msgs.msg import Float32, Float32MultiArray, Header, MultiArrayDimension
 
 from socialmae_rt.app.assemble import Assembly, assemble, close_all
 from socialmae_rt.app.options import NO_MIC, RunOptions
+from socialmae_rt.faces.upstream import FaceIds
 from socialmae_rt.messages import SourceError, SourceState
+from socialmae_rt.nodes.hri_inputs import HriFaceInput
 from socialmae_rt.nodes.rep155 import HriFaces
 from socialmae_rt.nodes.ros_inputs import RosInputConfig, RosInputs
+from socialmae_rt.nodes.ros_process import reject_unknown_parameters, run_node
 from socialmae_rt.nodes.typed_messages import (
     BUILD_HINT, INTERFACE_PACKAGE, interface_module, laughter_event_message, perception_message,
     person_estimate_message, set_stamp)
-from socialmae_rt.nodes.ros_process import reject_unknown_parameters, run_node
 from socialmae_rt.results import SocialPerception
 from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind, PostprocessConfig
 from socialmae_rt.stream.status import PipelineStatus, SwitchingHealth
@@ -81,6 +83,7 @@ NODE_NAME = "social_perception"
 WORKER_JOIN_S = 5.0  # how long the pipeline thread may take to finish a window once stopped
 FATAL_LINGER_S = 1.5  # after a fatal error: time for /diagnostics ERROR to go out before the process ends
 ROS_INPUT = "ros"  # `source:=ros` / `mic:=ros`: read the ROS input topics
+FACE_MODES = ("own", "hri")
 INPUT_PREFIX = "input_"
 # RunOptions fields that mean nothing for a node (console output).
 CONSOLE_ONLY = ("quiet",)
@@ -98,8 +101,11 @@ class NodeConfig:
 
     exit_at_end: bool = False  # when a file source ends: exit 0 (true), or stay up with /diagnostics (false)
     summary_every_s: float = 60.0  # a one-line summary in the log this often (seconds; 0: none)
+    faces: str = "own"  # own: our face detector | hri: faces from a ROS4HRI detector (/humans/faces, with source:=ros)
 
     def __post_init__(self) -> None:
+        if self.faces not in FACE_MODES:
+            raise ValueError(f"faces must be one of {', '.join(FACE_MODES)}, got {self.faces!r}")
         if self.summary_every_s < 0:
             raise ValueError(f"summary_every_s must be >= 0 seconds (0: no summary), got {self.summary_every_s}")
 
@@ -116,10 +122,14 @@ def parameter_names() -> list[str]:
     return names + [INPUT_PREFIX + f.name for f in dataclasses.fields(RosInputConfig)]
 
 
-def ros_input_streams(options: RunOptions) -> tuple[bool, bool]:
+def ros_input_streams(options: RunOptions, faces: str = "own") -> tuple[bool, bool]:
     """(video, audio) to take from ROS topics. ROS stamps (ROS time) and local devices
-    (CLOCK_MONOTONIC) cannot be aligned, so a run takes both from ROS or neither."""
+    (CLOCK_MONOTONIC) cannot be aligned, so a run takes both from ROS or neither; faces from a
+    ROS4HRI detector (faces:=hri) are ROS input too."""
     video = options.source == ROS_INPUT
+    if faces == "hri" and not video:
+        raise ValueError(f"faces:=hri takes the faces from ROS4HRI topics: it needs source:=ros (got "
+                         f"source:={options.source}); audio then comes from the ROS audio topic or mic:=none")
     mic = (options.mic or "none").lower()
     if video:
         if mic in NO_MIC:
@@ -134,8 +144,7 @@ def ros_input_streams(options: RunOptions) -> tuple[bool, bool]:
     return False, False
 
 
-def labelled_array(values, labels, face_id: int | None) -> Float32MultiArray:
-    face = "none" if face_id is None else str(face_id)
+def labelled_array(values, labels, face: str) -> Float32MultiArray:
     layout = MultiArrayLayout(dim=[
         MultiArrayDimension(label=",".join(labels), size=len(values), stride=len(values)),
         MultiArrayDimension(label=f"face_id={face}", size=1, stride=1),
@@ -144,13 +153,21 @@ def labelled_array(values, labels, face_id: int | None) -> Float32MultiArray:
 
 
 class RosSink:
-    """A pipeline sink publishing on the node's topics (rclpy publishers are thread-safe)."""
+    """A pipeline sink publishing on the node's topics (rclpy publishers are thread-safe).
 
-    def __init__(self, node: Node, include_embedding: bool) -> None:
+    `face_ids` names faces in every output: ours ("face3") or, with faces:=hri, the ROS4HRI
+    detector's; std_msgs topics label faces with our integer id unless the detector named them."""
+
+    def __init__(self, node: Node, include_embedding: bool, faces: str = "own", face_ids: FaceIds | None = None,
+                 voices: bool = False) -> None:
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.node = node
         self.include_embedding = include_embedding
-        self.faces = HriFaces(node, reliable)  # REP-155 faces: tracked, roi, cropped, expression
+        self.face_ids = face_ids or FaceIds()
+        self.named_upstream = faces == "hri"
+        # REP-155: faces tracked, roi, cropped (ours only), expression; voices with speaker attribution
+        self.faces = HriFaces(node, reliable, detections=not self.named_upstream, face_name=self.face_ids.name,
+                              voices=voices)
         self.results = node.create_publisher(String, "~/results", reliable)
         self.emotion = node.create_publisher(Float32MultiArray, "~/emotion", reliable)
         self.laughter = node.create_publisher(Float32, "~/laughter", reliable)
@@ -176,6 +193,12 @@ class RosSink:
             self.node.destroy_publisher(publisher)
         self.faces.destroy()
 
+    def _label(self, face_id: int | None) -> str:
+        """A face in a std_msgs label or frame_id: "none" for the audio-only stream."""
+        if face_id is None:
+            return "none"
+        return self.face_ids.name(face_id) if self.named_upstream else str(face_id)
+
     def _stopping(self) -> bool:
         return not self.node.context.ok()  # SIGINT/SIGTERM shut ROS down: nothing can be published now
 
@@ -183,30 +206,32 @@ class RosSink:
         if self._stopping():
             return
         self.results.publish(String(data=json.dumps(result.to_json(self.include_embedding), allow_nan=False)))
+        face = self._label(result.face_id)
+        self.faces.publish_record(result)
         if result.emotion is not None:
-            self.emotion.publish(labelled_array(result.emotion.values(), result.emotion.keys(), result.face_id))
-            self.faces.publish_expression(result)
+            self.emotion.publish(labelled_array(result.emotion.values(), result.emotion.keys(), face))
         if result.laughter_probability is not None:
             self.laughter.publish(Float32(data=float(result.laughter_probability)))
         if result.personality is not None:
             values = [result.personality[t] for t in PERSONALITY_TRAITS]
-            self.personality.publish(labelled_array(values, PERSONALITY_TRAITS, result.face_id))
+            self.personality.publish(labelled_array(values, PERSONALITY_TRAITS, face))
         if self.include_embedding and result.embedding is not None:
-            self.embedding.publish(labelled_array(result.embedding, ["embedding"], result.face_id))
+            self.embedding.publish(labelled_array(result.embedding, ["embedding"], face))
         if self.typed is not None:
-            self.perception.publish(perception_message(self.typed, result))
+            self.perception.publish(perception_message(self.typed, result, self.face_ids.name))
             if result.person is not None:
-                self.person_estimates.publish(person_estimate_message(self.typed, result.person, result.stream))
+                self.person_estimates.publish(person_estimate_message(self.typed, result.person, result.stream,
+                                                                      self.face_ids.name))
 
     def write_event(self, event: LaughterEvent) -> None:
         if self._stopping():
             return
         if event.kind is LaughterEventKind.ONSET:
-            header = Header(frame_id="none" if event.face_id is None else str(event.face_id))
+            header = Header(frame_id=self._label(event.face_id))
             set_stamp(header.stamp, event.time_ns)
             self.onset.publish(header)
         if self.typed is not None:
-            self.laughter_events.publish(laughter_event_message(self.typed, event))
+            self.laughter_events.publish(laughter_event_message(self.typed, event, face_name=self.face_ids.name))
 
     def write_status(self, status: PipelineStatus) -> None:
         pass  # diagnostics are published by the node's own 1 Hz timer
@@ -249,21 +274,29 @@ def read_perception_parameters(node: Node) -> tuple[RunOptions, NodeConfig, RosI
 
 
 def assemble_for_node(node: Node, options: RunOptions, input_config: RosInputConfig, sink: RosSink,
-                      **assemble_options) -> Assembly:
+                      faces: str = "own", **assemble_options) -> Assembly:
     """A node's run (app/assemble.py) publishing through `sink`: its own camera, microphone or file,
-    or with source:=ros the input topics, subscribed as the capture step (`node.ros_inputs`)."""
-    ros_video, ros_audio = ros_input_streams(options)
+    or with source:=ros the input topics, subscribed as the capture step (`node.ros_inputs`); with
+    faces:=hri the faces come from a ROS4HRI detector (`node.hri_faces`) and ours stays off."""
+    ros_video, ros_audio = ros_input_streams(options, faces)
+    from_hri = faces == "hri"
 
     def subscribe(_opened: list) -> list:  # source:=ros: the topics are the capture
-        node.ros_inputs = RosInputs(node, input_config, video=True, audio=ros_audio,
+        node.ros_inputs = RosInputs(node, input_config, video=not from_hri, audio=ros_audio,
                                     log_error=node.get_logger().error,
                                     callback_group=MutuallyExclusiveCallbackGroup(),
                                     max_frame_side=options.max_frame_side)
-        return list(node.ros_inputs.sources)
+        sources = list(node.ros_inputs.sources)
+        if from_hri:
+            node.hri_faces = HriFaceInput(node, input_config, sink.face_ids, log_error=node.get_logger().error,
+                                          callback_group=MutuallyExclusiveCallbackGroup())
+            sources += node.hri_faces.sources
+        return sources
 
     return assemble(options, sources=[] if ros_video else None, capture=subscribe if ros_video else None,
                     sinks=[sink], face_observers=[sink.faces] if sink.faces.enabled else [],
-                    on_status=node.get_logger().info, check_length=False, **assemble_options)
+                    on_status=node.get_logger().info, check_length=False, detect_faces=not from_hri,
+                    **assemble_options)
 
 
 class SocialPerceptionNode(Node):
@@ -279,9 +312,11 @@ class SocialPerceptionNode(Node):
         self.exit_code = 0
         self.exit_on_failure = False  # main(): a fatal error shuts the process down (exit code 1)
         self.ros_inputs = None
+        self.hri_faces = None  # faces:=hri: the ROS4HRI detector's topics
         # app/assemble.py: the input opens first (a missing camera or file is said at once), a first
         # build (export, IR, int8 calibration) happens before any input is taken in, then capture starts.
-        self.assembly = assemble_for_node(self, self.options, self.input_config, RosSink(self, self.options.embedding),
+        sink = RosSink(self, self.options.embedding, faces=self.node_config.faces, voices=self.options.speakers)
+        self.assembly = assemble_for_node(self, self.options, self.input_config, sink, faces=self.node_config.faces,
                                           background=True)
         self.pipeline, self.sources, self.sinks = self.assembly.pipeline, self.assembly.sources, self.assembly.sinks
         self._last_states = {s.status.name: s.status.state for s in self.sources}
@@ -390,28 +425,8 @@ class SocialPerceptionNode(Node):
         status = self.pipeline.status(self.sources)
         self._log_first_result(status)
         level, message = (DiagnosticStatus.ERROR, f"perception stopped: {self.fatal}") if self.fatal else health(status)
-        served, missing = served_tasks(self.pipeline.backend)
-        backend = status.backend
-        values = {
-            "backend": backend.name, "precision": backend.precision, "weights": backend.weights,
-            "model": self.options.model,
-            **{f"task {task}": path for task, path in backend.tasks.items()},
-            "tasks_served": ", ".join(served) or "none",
-            "tasks_not_served": ", ".join(missing) or "none",
-            "windows": status.windows, "windows_per_s": round(status.windows_per_s, 3),
-            "skipped_windows": status.skipped_windows,
-            "latency_ms_p50": status.latency_ms_p50, "latency_ms_p95": status.latency_ms_p95,
-            "dropped_windows": ", ".join(f"{why}: {n}" for why, n in status.dropped.items()) or "none",
-            "last_error": status.last_error or "none",
-            **{f"source {s.name}": f"{s.state.value} {s.detail}".strip() for s in status.sources},
-            **switching_values(backend.switching),
-        }
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()  # health is about now, unlike results
-        array.status = [DiagnosticStatus(level=level, name=f"{self.get_name()}: pipeline", message=message,
-                                         hardware_id="socialmae_rt",
-                                         values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])]
-        self.diagnostics.publish(array)
+        self.diagnostics.publish(diagnostic_array(self, level, message, pipeline_values(
+            status, self.pipeline.backend, self.options.model)))
 
     def stop(self) -> None:
         """Stop the pipeline thread and the sources; the node can then be destroyed."""
@@ -422,6 +437,39 @@ class SocialPerceptionNode(Node):
             self.assembly.close()
         else:  # a worker still inside a window keeps the pipeline it is using; the outputs close
             close_all(self.sinks)
+
+
+def pipeline_values(status: PipelineStatus, backend, model: str) -> dict[str, Any]:
+    """What /diagnostics says of a running pipeline: backend, tasks, windows, latency, drops, each
+    source's state and its counters (bad messages by kind among them)."""
+    served, missing = served_tasks(backend)
+    health_of_backend = status.backend
+    return {
+        "backend": health_of_backend.name, "precision": health_of_backend.precision,
+        "weights": health_of_backend.weights, "model": model,
+        **{f"task {task}": path for task, path in health_of_backend.tasks.items()},
+        "tasks_served": ", ".join(served) or "none",
+        "tasks_not_served": ", ".join(missing) or "none",
+        "windows": status.windows, "windows_per_s": round(status.windows_per_s, 3),
+        "skipped_windows": status.skipped_windows,
+        "latency_ms_p50": status.latency_ms_p50, "latency_ms_p95": status.latency_ms_p95,
+        "dropped_windows": ", ".join(f"{why}: {n}" for why, n in status.dropped.items()) or "none",
+        "last_error": status.last_error or "none",
+        **{f"source {s.name}": f"{s.state.value} {s.detail}".strip() for s in status.sources},
+        **{f"source {s.name} counts": ", ".join(f"{k}: {v}" for k, v in sorted(s.counters.items())) or "none"
+           for s in status.sources},
+        **switching_values(health_of_backend.switching),
+    }
+
+
+def diagnostic_array(node: Node, level: bytes, message: str, values: dict[str, Any]) -> DiagnosticArray:
+    """One DiagnosticArray for the node's pipeline, stamped now (health is about now, unlike results)."""
+    array = DiagnosticArray()
+    array.header.stamp = node.get_clock().now().to_msg()
+    array.status = [DiagnosticStatus(level=level, name=f"{node.get_name()}: pipeline", message=message,
+                                     hardware_id="socialmae_rt",
+                                     values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])]
+    return array
 
 
 def served_tasks(backend) -> tuple[list[str], list[str]]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Callable
 
+from socialmae_rt.faces.upstream import own_face_name
 from socialmae_rt.messages import NS_PER_SECOND
 from socialmae_rt.results import PersonEstimate, SocialPerception
 from socialmae_rt.stream.postprocess import LaughterEvent, LaughterEventKind
@@ -24,22 +26,20 @@ def interface_module() -> ModuleType | None:
         return None
 
 
-def rep155_face_id(face_id: int | None) -> str:
-    """A face's id as REP-155 names it ("face3": a ROS name token may not start with a digit); "" for none."""
-    return "" if face_id is None else f"face{face_id}"
-
-
 def set_stamp(stamp, stamp_ns: int) -> None:
     stamp.sec, stamp.nanosec = divmod(int(stamp_ns), NS_PER_SECOND)
 
 
-def perception_message(msg: ModuleType, record: SocialPerception):
+FaceName = Callable[[int | None], str]  # face id -> its REP-155 id (faces.upstream.FaceIds.name)
+
+
+def perception_message(msg: ModuleType, record: SocialPerception, face_name: FaceName = own_face_name):
     """The typed twin of `record.to_json()`: every figure the JSON record holds, in its fields."""
     out = msg.Perception()
     set_stamp(out.header.stamp, record.window_end_ns)
     out.header.frame_id = record.stream
     set_stamp(out.window_start, record.window_start_ns)
-    out.face_id = rep155_face_id(record.face_id)
+    out.face_id = face_name(record.face_id)
     out.modality = record.modality
     if record.emotion is not None:
         out.emotion_labels = list(record.emotion)
@@ -64,22 +64,24 @@ def perception_message(msg: ModuleType, record: SocialPerception):
     return out
 
 
-def laughter_event_message(msg: ModuleType, event: LaughterEvent, stream: str = "default"):
+def laughter_event_message(msg: ModuleType, event: LaughterEvent, stream: str = "default",
+                           face_name: FaceName = own_face_name):
     out = msg.LaughterEvent()
     set_stamp(out.header.stamp, event.time_ns)
     out.header.frame_id = stream
     out.kind = msg.LaughterEvent.ONSET if event.kind is LaughterEventKind.ONSET else msg.LaughterEvent.OFFSET
-    out.face_id = rep155_face_id(event.face_id)
+    out.face_id = face_name(event.face_id)
     set_stamp(out.window_end, event.window_end_ns)
     out.probability = float(event.probability)
     return out
 
 
-def person_estimate_message(msg: ModuleType, estimate: PersonEstimate, stream: str = "default"):
+def person_estimate_message(msg: ModuleType, estimate: PersonEstimate, stream: str = "default",
+                            face_name: FaceName = own_face_name):
     out = msg.PersonEstimate()
     set_stamp(out.header.stamp, estimate.last_window_end_ns)
     out.header.frame_id = stream
-    out.face_id = rep155_face_id(estimate.face_id)
+    out.face_id = face_name(estimate.face_id)
     out.personality_traits = list(PERSONALITY_TRAITS)
     out.personality_mean = [float(estimate.personality_mean[trait]) for trait in PERSONALITY_TRAITS]
     out.personality_std = [float(estimate.personality_std[trait]) for trait in PERSONALITY_TRAITS]

@@ -82,6 +82,19 @@ class FaceCrop:
     stamp_ns: int
 
 
+@dataclass(frozen=True)
+class DetectedFaces:
+    """One moment's faces as a face detector upstream of us found them (a ROS4HRI detector,
+    `faces:=hri`): it stands in for a camera frame and our own detector and tracker."""
+
+    stamp_ns: int
+    crops: list[FaceCrop]  # the faces whose image came for this moment, square, at the model's crop size
+    tracked: list[int]  # every face the detector tracks now (some may lack an image this time)
+    gone: list[int]  # faces the detector no longer tracks: their windows and estimates end
+    lost: list[int] = field(default_factory=list)  # windows end, but the face may come back (re-identification)
+    names: dict[int, str] = field(default_factory=dict)  # face id -> the detector's id for it
+
+
 class SourceState(str, enum.Enum):
     STARTING = "starting"
     RUNNING = "running"

@@ -60,6 +60,7 @@ class SocialPerception:
     speaking: Any = None  # speakers.Speaking when speaker attribution is on, else None (not in the JSON)
     random_weights: bool = False  # the model had no weights: every figure here is meaningless
     person: PersonEstimate | None = None  # this face's personality over its windows so far (stream/persons.py)
+    face_name: str | None = None  # the id an upstream face detector gave this face (faces:=hri), else None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -93,6 +94,8 @@ class SocialPerception:
             record["speaking"] = self.speaking.to_json()
         if self.person is not None:
             record["person"] = self.person.to_json()
+        if self.face_name is not None:
+            record["face_name"] = self.face_name
         record.update(self.extra)
         return record
 

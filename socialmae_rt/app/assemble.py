@@ -181,8 +181,9 @@ def output_sinks(options: RunOptions, out: TextIO | None = None) -> list[Sink]:
 
 def build_pipeline(options: RunOptions, sinks: Sequence[Sink], observers: Sequence["IngestObserver"] = (),
                    backend: Backend | None = None, on_status: StatusCallback = status_to_stderr,
-                   face_observers: Sequence["FaceObserver"] = ()) -> "Pipeline":
-    """The pipeline, on `backend` if one was made already (backend_before_capture)."""
+                   face_observers: Sequence["FaceObserver"] = (), detect_faces: bool = True) -> "Pipeline":
+    """The pipeline, on `backend` if one was made already (backend_before_capture); with
+    `detect_faces=False` no detector or tracker (faces come found, as DetectedFaces)."""
     # Heavy imports (torch, MediaPipe) happen here, after the sources started capturing.
     from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
     from socialmae_rt.stream.pipeline import Pipeline, PipelineConfig
@@ -192,8 +193,10 @@ def build_pipeline(options: RunOptions, sinks: Sequence[Sink], observers: Sequen
     try:
         site = getattr(backend, "site_recorder", None)
         observers = (*observers, site) if site is not None else tuple(observers)
-        detector = FaceDetector(FaceDetectorConfig(max_faces=options.max_faces))
-        tracker = FaceTracker(detector, TrackerConfig(max_tracks=options.max_faces))
+        tracker = None
+        if detect_faces:
+            detector = FaceDetector(FaceDetectorConfig(max_faces=options.max_faces))
+            tracker = FaceTracker(detector, TrackerConfig(max_tracks=options.max_faces))
         config = PipelineConfig(hop_s=options.hop, include_embedding=options.embedding, postprocess=options.postprocess,
                                 speakers=SpeakerConfig(enabled=options.speakers, audio_to=options.speakers_audio))
         config.buffer.max_faces = options.max_faces
@@ -258,7 +261,8 @@ def assemble(options: RunOptions, *, sources: list | None = None,
              sinks: Sequence[Sink] = (), observers: Sequence["IngestObserver"] = (),
              face_observers: Sequence["FaceObserver"] = (),
              console: TextIO | None = None, on_status: StatusCallback = status_to_stderr,
-             background: bool | None = None, check_length: bool = True, backend: Backend | None = None) -> Assembly:
+             background: bool | None = None, check_length: bool = True, backend: Backend | None = None,
+             detect_faces: bool = True) -> Assembly:
     """Open everything a run needs, in the order of this module's docstring.
 
     `sources`: sources to open instead of those `options` name ([] with `capture`: none of our own).
@@ -268,7 +272,8 @@ def assemble(options: RunOptions, *, sources: list | None = None,
     and ZeroMQ as `options` ask, then a console line per window when `console` is given and
     `options.quiet` is not. `background=None`: `auto` builds in the background unless the input is
     an unpaced file. `backend`: one made already (a managed node loads it at configure); the
-    assembly closes it like its own. Failure at any step closes what the earlier steps opened."""
+    assembly closes it like its own. `detect_faces=False`: the sources deliver faces already found
+    (a ROS4HRI detector), so no detector is made. Failure at any step closes what the earlier steps opened."""
     # Closed in reverse: live sources, the output sinks, the sinks handed over (with the console
     # one), the pipeline (detector, backend), the opened sources. Sinks flush before the pipeline goes.
     with contextlib.ExitStack() as stack:
@@ -299,6 +304,7 @@ def assemble(options: RunOptions, *, sources: list | None = None,
                                             duration_s=getattr(live[0], "duration_s", None) if live else None))
             every_sink = front + outputs
             built.append(build_pipeline(options, every_sink, observers=observers, backend=backend,
-                                        on_status=on_status, face_observers=face_observers))
+                                        on_status=on_status, face_observers=face_observers,
+                                        detect_faces=detect_faces))
             backend_stack.pop_all()
         return Assembly(options, live, every_sink, built[0], failed, stack.pop_all())

@@ -21,7 +21,8 @@ import numpy as np
 
 from socialmae_rt.backend import Backend, BackendOutput, BackendUnavailable, task_sources
 from socialmae_rt.features import audio_to_model_input, frames_to_model_input
-from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, FaceCrop, SourceState, VideoFrame, seconds_to_ns
+from socialmae_rt.messages import (
+    NS_PER_SECOND, AudioChunk, DetectedFaces, FaceCrop, SourceState, VideoFrame, seconds_to_ns)
 from socialmae_rt.model.modality import Modality
 from socialmae_rt.results import Latency, SocialPerception
 from socialmae_rt.sinks.base import Sink
@@ -45,10 +46,11 @@ class IngestObserver(Protocol):
 
 
 class FaceObserver(Protocol):
-    """Sees each frame's faces, on the capture thread, after the tracker ran (REP-155 topics): the
-    crops cut from this frame (at the detection rate; [] in between) and the ids tracked now."""
+    """Sees each moment's faces, on the capture thread, after the tracker ran (REP-155 topics): the
+    crops cut now (at the detection rate; [] in between), the ids tracked, those gone, and the frame
+    they came from (None when an upstream detector sent the faces)."""
 
-    def on_faces(self, frame: VideoFrame, crops: list[FaceCrop], tracked: list[int]) -> None: ...
+    def on_faces(self, faces: DetectedFaces, frame: VideoFrame | None) -> None: ...
 
 
 class FaceTrackerLike(Protocol):
@@ -133,6 +135,7 @@ class Pipeline:
         self.postprocessor = Postprocessor(self.config.postprocess)
         self.postprocessor.check_heads(backend.model_config.head_sizes, backend.model_config.head_labels)
         self.persons = PersonEstimates()  # each face's personality over its windows
+        self.face_names: dict[int, str] = {}  # face id -> an upstream detector's id (faces:=hri)
         self.expect = Expectation()
         self.clock = "media"  # "monotonic"/"realtime" when stamps are capture times (latency vs window end)
         self._lock = threading.Lock()
@@ -162,32 +165,18 @@ class Pipeline:
         self._room_laugher: int | None = None
 
     # Ingest (capture threads) ---------------------------------------------------------------
-    def ingest(self, item: VideoFrame | AudioChunk) -> None:
+    def ingest(self, item: VideoFrame | DetectedFaces | AudioChunk) -> None:
         if isinstance(item, VideoFrame):
-            crops = self.tracker.update(item) if self.tracker is not None else []
-            lost = self.tracker.drain_lost() if self.tracker is not None else []
-            gone = self.tracker.drain_gone() if self.tracker is not None else []
-            mouths = [self._mouths.opening(crop.bgr) for crop in crops] if self._mouths is not None else []
-            with self._data:
-                self.scheduler.anchor(item.stamp_ns)
-                for face_id in lost:  # the tracker gave up on it: stop reporting that face
-                    self.buffer.drop_face(face_id)
-                for face_id in gone:  # past re-identification: that person's estimate is over
-                    self.persons.forget(face_id)
-                    if self.speakers is not None:
-                        self.speakers.forget(face_id)
-                for crop in crops:
-                    self.buffer.add_crop(crop)
-                for crop, opening in zip(crops, mouths):
-                    self.speakers.add(crop.face_id, crop.stamp_ns, opening)
-                self.buffer.mark_video(item.stamp_ns)
-                self._data.notify_all()
+            faces = self._track(item)
+            self._ingest_faces(faces)
             for observer in self.observers:
                 observer.on_frame(item)
-            if self.face_observers:
-                tracked = [track.face_id for track in self.tracker.active_tracks()] if self.tracker is not None else []
-                for face_observer in self.face_observers:
-                    face_observer.on_faces(item, crops, tracked)
+            for face_observer in self.face_observers:
+                face_observer.on_faces(faces, item)
+        elif isinstance(item, DetectedFaces):  # faces:=hri: found upstream, our tracker stays off
+            self._ingest_faces(item)
+            for face_observer in self.face_observers:
+                face_observer.on_faces(item, None)
         elif isinstance(item, AudioChunk):
             with self._data:
                 self.scheduler.anchor(item.stamp_ns)
@@ -196,7 +185,36 @@ class Pipeline:
             for observer in self.observers:
                 observer.on_audio(item)
         else:
-            raise TypeError(f"pipeline ingests VideoFrame or AudioChunk, got {type(item).__name__}")
+            raise TypeError(f"pipeline ingests VideoFrame, DetectedFaces or AudioChunk, got {type(item).__name__}")
+
+    def _track(self, frame: VideoFrame) -> DetectedFaces:
+        """Our own detector and tracker on one frame (no tracker: a frame with no faces)."""
+        if self.tracker is None:
+            return DetectedFaces(frame.stamp_ns, [], [], [])
+        crops = self.tracker.update(frame)
+        lost, gone = self.tracker.drain_lost(), self.tracker.drain_gone()
+        tracked = [track.face_id for track in self.tracker.active_tracks()]
+        # Lost: the tracker gave up on it (its windows end); gone: past re-identification too.
+        return DetectedFaces(frame.stamp_ns, crops, tracked, gone, lost=lost)
+
+    def _ingest_faces(self, faces: DetectedFaces) -> None:
+        mouths = [self._mouths.opening(crop.bgr) for crop in faces.crops] if self._mouths is not None else []
+        with self._data:
+            self.scheduler.anchor(faces.stamp_ns)
+            for face_id in {*faces.lost, *faces.gone}:  # stop reporting that face
+                self.buffer.drop_face(face_id)
+            for face_id in faces.gone:  # past re-identification: that person's estimate is over
+                self.persons.forget(face_id)
+                self.face_names.pop(face_id, None)
+                if self.speakers is not None:
+                    self.speakers.forget(face_id)
+            self.face_names.update(faces.names)
+            for crop in faces.crops:
+                self.buffer.add_crop(crop)
+            for crop, opening in zip(faces.crops, mouths):
+                self.speakers.add(crop.face_id, crop.stamp_ns, opening)
+            self.buffer.mark_video(faces.stamp_ns)
+            self._data.notify_all()
 
     def ingest_or_count(self, item: VideoFrame | AudioChunk) -> None:
         """Ingest one item; one that fails (e.g. the detector on a broken frame) is dropped and
@@ -365,6 +383,7 @@ class Pipeline:
                       if face_id is not None and perceived.window_personality is not None else None)
             record = SocialPerception(
                 face_id=face_id,
+                face_name=self.face_names.get(face_id),
                 window_start_ns=window.end_ns - seconds_to_ns(self.config.buffer.window_s),
                 window_end_ns=window.end_ns,
                 modality=modality,

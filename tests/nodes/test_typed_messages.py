@@ -16,7 +16,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 
 from socialmae_rt.messages import NS_PER_SECOND
 from socialmae_rt.nodes.social_perception import SocialPerceptionNode
@@ -166,7 +166,8 @@ def photo_bgr() -> np.ndarray:
 def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expressions(context, spin_until):
     """A camera and an audio_capture-style microphone (AudioDataStamped, 44.1 kHz stereo S16LE,
     AudioInfo latched) on ROS topics; out come ~/perception equal to ~/results, laughter events, and
-    /humans/faces/<id>/expression in hri_msgs/Expression."""
+    /humans/faces/<id>/expression in hri_msgs/Expression, and with speaker attribution the REP-155
+    voices: /humans/voices/tracked and voice_<face>/is_speaking."""
     rate, channels, chunk, fps = 44100, 2, 4410, 10
     probe = rclpy.create_node("camera_and_audio_capture", context=context)
     image_pub = probe.create_publisher(Image, "/image", qos_profile_sensor_data)
@@ -176,12 +177,14 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
     info_pub.publish(audio_common.AudioInfo(channels=channels, sample_rate=rate, sample_format="S16LE",
                                             bitrate=rate * channels * 16, coding_format="wave"))
     results, typed, events, expressions, persons, tracked, rois, crops = [], [], [], [], [], [], [], []
+    voices, speaking = [], []
     probe.create_subscription(String, "/social_perception/results", lambda m: results.append(json.loads(m.data)),
                               RELIABLE)
     probe.create_subscription(msg.Perception, "/social_perception/perception", typed.append, RELIABLE)
     probe.create_subscription(msg.LaughterEvent, "/social_perception/laughter_events", events.append, RELIABLE)
     probe.create_subscription(msg.PersonEstimate, "/social_perception/person_estimates", persons.append, RELIABLE)
     probe.create_subscription(hri.IdsList, "/humans/faces/tracked", tracked.append, RELIABLE)
+    probe.create_subscription(hri.IdsList, "/humans/voices/tracked", voices.append, RELIABLE)
     photo = photo_bgr()
     sent = {"samples": 0, "face": True}
 
@@ -206,7 +209,7 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
     perception = SocialPerceptionNode(context=context, parameter_overrides=[
         Parameter("source", value="ros"), Parameter("model", value="tiny"), Parameter("backend", value="torch"),
         Parameter("hop", value=1.0), Parameter("laughter_on", value=0.02), Parameter("laughter_off", value=0.01),
-        Parameter("laughter_min_duration_s", value=0.0)])
+        Parameter("laughter_min_duration_s", value=0.0), Parameter("speakers", value=True)])
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(perception)
     executor.add_node(probe)
@@ -223,13 +226,16 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
         probe.create_subscription(hri.NormalizedRegionOfInterest2D, f"/humans/faces/{face_id}/roi", rois.append,
                                   RELIABLE)
         probe.create_subscription(Image, f"/humans/faces/{face_id}/cropped", crops.append, RELIABLE)
-        spin_until(executor, lambda: expressions and rois and crops, 30)
+        probe.create_subscription(Bool, f"/humans/voices/voice_{face_id}/is_speaking", speaking.append, RELIABLE)
+        spin_until(executor, lambda: expressions and rois and crops and speaking, 30)
         assert any(list(ids.ids) == [face_id] for ids in tracked)
+        assert any(list(ids.ids) == [f"voice_{face_id}"] for ids in voices)
         # She leaves: the tracked list empties and her topics go away with her.
         sent["face"] = False
         mine = [f"/humans/faces/{face_id}/{suffix}" for suffix in ("roi", "cropped", "expression")]
+        mine.append(f"/humans/voices/voice_{face_id}/is_speaking")
         assert all(probe.count_publishers(name) == 1 for name in mine)
-        spin_until(executor, lambda: tracked and list(tracked[-1].ids) == [] and not any(
+        spin_until(executor, lambda: tracked and list(tracked[-1].ids) == [] and list(voices[-1].ids) == [] and not any(
             probe.count_publishers(name) for name in mine), 30)
     finally:
         executor.shutdown()
@@ -257,4 +263,5 @@ def test_the_node_reads_audio_common_and_publishes_typed_records_events_and_expr
                                                                  abs=1e-6)
     assert [e.windows for e in persons[:2]] == [1, 2]  # one person, counted window by window
     onset = next(e for e in events if e.kind == msg.LaughterEvent.ONSET)
-    assert onset.face_id.startswith("face") and onset.probability >= 0.02
+    # With attribution the room laughs: the onset names the face that speaks ("" when none visibly does).
+    assert (onset.face_id == "" or onset.face_id.startswith("face")) and onset.probability >= 0.02

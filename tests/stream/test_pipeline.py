@@ -433,3 +433,52 @@ def test_close_releases_the_face_detector_and_the_backend():
     pipeline.close()
     assert detector._solution is None  # the MediaPipe graph and its threads are gone
     assert backend.model is None
+
+
+class UpstreamFaces:
+    """A source of faces found upstream (what the ROS4HRI input delivers): the photo as one face,
+    named by the detector, from 0 to 6 s, then gone; audio throughout; media time."""
+
+    has_video = has_audio = True
+
+    def __init__(self, photo: np.ndarray, seconds: float = 10.0) -> None:
+        from socialmae_rt.messages import SourceStatus
+
+        self.status = SourceStatus("upstream faces")
+        self.photo, self.seconds = photo, seconds
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __iter__(self):
+        from socialmae_rt.faces.upstream import FaceIds, MomentAssembler
+        from socialmae_rt.messages import AudioChunk
+
+        assembler = MomentAssembler(FaceIds(), wait_ns=NS_PER_SECOND)
+        step_ns = NS_PER_SECOND // 10
+        for index in range(int(self.seconds * 10)):
+            stamp_ns = index * step_ns
+            yield AudioChunk(np.zeros(1600, np.float32) + 0.01, stamp_ns)
+            names = ["abcde"] if stamp_ns < 6 * NS_PER_SECOND else []
+            moments = assembler.tracked(stamp_ns, names, now_ns=stamp_ns)
+            for name in names:
+                moments += assembler.image(name, stamp_ns, self.photo, now_ns=stamp_ns)
+            yield from moments
+
+
+def test_faces_found_upstream_replace_our_tracker_and_keep_the_detectors_name(face_photo):
+    sink = MemorySink()
+    pipeline = Pipeline(create_backend("torch", None, TINY), None, [sink], PipelineConfig())
+    drive.run_offline(pipeline, UpstreamFaces(face_photo))
+    faces = [r for r in sink.results if r.face_id is not None]
+    assert faces and {r.face_name for r in faces} == {"abcde"} and {r.modality for r in faces} == {"audiovisual"}
+    assert all(r.to_json()["face_name"] == "abcde" for r in faces)
+    assert faces[-1].person.windows == len(faces)  # one person, counted window by window
+    # Gone at 6 s: no more face records, its estimate is over, the windows after are audio only.
+    assert max(r.window_end_ns for r in faces) <= 6 * NS_PER_SECOND
+    assert faces[0].face_id not in pipeline.persons and faces[0].face_id not in pipeline.face_names
+    later = [r for r in sink.results if r.window_end_ns > 6 * NS_PER_SECOND]
+    assert later and all(r.face_id is None and "face_name" not in r.to_json() for r in later)
