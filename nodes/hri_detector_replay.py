@@ -8,7 +8,10 @@ stamped with the ROS clock as it goes:
   /humans/faces/<id>/cropped     sensor_msgs/Image  each face's crop (bgr8, `crop_side` square), same stamp
   audio                          std_msgs/Int16MultiArray (the node's fallback audio type), 16 kHz mono
 Ids are five lowercase letters per track, as hri_face_detect makes them. A face's publisher goes
-when its track ends. `bench-node --faces hri` and the tests use it.
+when its track ends. With `camera=True` it plays the camera instead (what a node with its own
+detector needs): `image` (sensor_msgs/Image, bgr8, the whole frame) at `camera_fps`, each
+detection frame repeated to that rate, and the same audio. `loop=True` starts again at the end,
+stamps running on. `bench-node --faces` and the tests use it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ AUDIO_CHUNK_S = 0.1
 class DetectionFrame:
     offset_ns: int  # since the start of the file
     faces: list[tuple[str, np.ndarray]]  # (detector id, uint8 [S, S, 3] crop), S = crop_side
+    frame_bgr: np.ndarray | None = None  # the whole frame (keep_frames=True), for the camera replay
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,9 @@ def track_names(seed: int = 0):
 
 
 def detect_file(path: str | Path, fps: float = DETECTION_FPS, crop_side: int = CROP_SIDE,
-                max_faces: int = 4) -> Recording:
-    """The file's faces at `fps` (our detector and tracker) and its audio, read once."""
+                max_faces: int = 4, keep_frames: bool = False) -> Recording:
+    """The file's faces at `fps` (our detector and tracker) and its audio, read once; with
+    `keep_frames` the frames themselves too."""
     from socialmae_rt.capture.media_file import MediaFileSource
     from socialmae_rt.faces import FaceDetector, FaceDetectorConfig, FaceTracker, TrackerConfig
 
@@ -85,7 +90,8 @@ def detect_file(path: str | Path, fps: float = DETECTION_FPS, crop_side: int = C
             next_ns = item.stamp_ns + every_ns
             crops = tracker.update(item)
             end_ns = item.stamp_ns
-            frames.append(DetectionFrame(item.stamp_ns, [(name(c.face_id), c.bgr) for c in crops]))
+            frames.append(DetectionFrame(item.stamp_ns, [(name(c.face_id), c.bgr) for c in crops],
+                                         item.bgr if keep_frames else None))
     finally:
         tracker.close()
         source.close()
@@ -95,47 +101,82 @@ def detect_file(path: str | Path, fps: float = DETECTION_FPS, crop_side: int = C
 
 
 class DetectorReplay:
-    """Publishes a Recording on `node` in real time from the first `start()`; `done` at its end."""
+    """Publishes a Recording on `node` in real time from `start()`; `done` at its end (never with `loop`)."""
 
-    def __init__(self, node: Node, recording: Recording, audio: bool = True) -> None:
+    def __init__(self, node: Node, recording: Recording, audio: bool = True, camera: bool = False,
+                 camera_fps: float = 30.0, loop: bool = False) -> None:
         self.hri = hri_module()
-        if self.hri is None:
+        if self.hri is None and not camera:
             raise RuntimeError("the detector replay publishes hri_msgs/IdsList: build hri_msgs first (make setup)")
+        if camera and any(frame.frame_bgr is None for frame in recording.frames):
+            raise ValueError("a camera replay needs the frames: detect_file(..., keep_frames=True)")
         self.node = node
         self.recording = recording
-        self.tracked = node.create_publisher(self.hri.IdsList, TRACKED_TOPIC, qos_profile_sensor_data)
+        self._offsets = np.array([frame.offset_ns for frame in recording.frames], dtype=np.int64)
+        self.camera_fps = camera_fps
+        self.loop = loop
+        self.tracked = None if camera else node.create_publisher(self.hri.IdsList, TRACKED_TOPIC, qos_profile_sensor_data)
+        self.camera = node.create_publisher(Image, "image", qos_profile_sensor_data) if camera else None
         self.audio = node.create_publisher(Int16MultiArray, "audio", qos_profile_sensor_data) if audio else None
         self._faces: dict[str, object] = {}
+        self._images: dict[tuple[int, str], Image] = {}  # (frame, face name or "") -> its message
         self._start_ns: int | None = None
-        self._next_frame = 0
+        self._next_frame = 0  # detection frames, or camera frames (camera=True)
         self._next_sample = 0
         self.published_frames = 0
         self._timer = None
 
     def start(self) -> None:
         self._start_ns = self.node.get_clock().now().nanoseconds
-        self._timer = self.node.create_timer(0.02, self._tick)
+        self._timer = self.node.create_timer(0.01, self._tick)
+
+    @property
+    def _frame_count(self) -> int:
+        if self.camera is None:
+            return len(self.recording.frames)
+        return int(self.recording.seconds * self.camera_fps)
 
     @property
     def done(self) -> bool:
-        return self._start_ns is not None and self._next_frame >= len(self.recording.frames) and (
+        return self._start_ns is not None and self._next_frame >= self._frame_count and (
             self.audio is None or self._next_sample >= self.recording.audio.shape[0])
 
+    def _frame_offset_ns(self, index: int) -> int:
+        if self.camera is None:
+            return self.recording.frames[index].offset_ns
+        return int(index * NS_PER_SECOND / self.camera_fps)
+
     def _tick(self) -> None:
-        now_ns = self.node.get_clock().now().nanoseconds
-        elapsed_ns = now_ns - self._start_ns
-        frames = self.recording.frames
-        while self._next_frame < len(frames) and frames[self._next_frame].offset_ns <= elapsed_ns:
-            self.publish_frame(frames[self._next_frame], self._start_ns + frames[self._next_frame].offset_ns)
+        if self.done and self.loop:  # again from the start, stamps running on
+            self._start_ns += max(self._frame_offset_ns(self._frame_count - 1) + int(NS_PER_SECOND / self.camera_fps),
+                                  self.recording.audio.shape[0] * NS_PER_SECOND // 16000)
+            self._next_frame = self._next_sample = 0
+        elapsed_ns = self.node.get_clock().now().nanoseconds - self._start_ns
+        while self._next_frame < self._frame_count and self._frame_offset_ns(self._next_frame) <= elapsed_ns:
+            stamp_ns = self._start_ns + self._frame_offset_ns(self._next_frame)
+            if self.camera is None:
+                self.publish_frame(self.recording.frames[self._next_frame], stamp_ns)
+            else:
+                self.publish_camera(self._next_frame, stamp_ns)
             self._next_frame += 1
         if self.audio is not None:
             chunk = int(AUDIO_CHUNK_S * 16000)
-            due = min(self.recording.audio.shape[0], elapsed_ns * 16000 // NS_PER_SECOND)
-            while self._next_sample + chunk <= due or (due == self.recording.audio.shape[0] and self._next_sample < due):
+            total = self.recording.audio.shape[0]
+            due = min(total, elapsed_ns * 16000 // NS_PER_SECOND)
+            while self._next_sample < due and (self._next_sample + chunk <= due or due == total):
                 piece = self.recording.audio[self._next_sample:self._next_sample + chunk]
-                stamp_ns = self._start_ns + self._next_sample * NS_PER_SECOND // 16000
-                self.publish_audio(piece, stamp_ns)
+                self.publish_audio(piece, self._start_ns + self._next_sample * NS_PER_SECOND // 16000)
                 self._next_sample += piece.shape[0]
+
+    def publish_camera(self, index: int, stamp_ns: int) -> None:
+        """Camera frame `index`: the detection frame it falls in, repeated up to the camera's rate."""
+        frames = self.recording.frames
+        at_ns = self._frame_offset_ns(index)
+        position = min(int(np.searchsorted(self._offsets, at_ns, side="right")) - 1, len(frames) - 1)
+        image = self._image(max(position, 0), "", frames[max(position, 0)].frame_bgr)
+        set_stamp(image.header.stamp, stamp_ns)
+        self.camera.publish(image)
+        self.published_frames += 1
 
     def publish_frame(self, frame: DetectionFrame, stamp_ns: int) -> None:
         names = [name for name, _ in frame.faces]
@@ -145,14 +186,22 @@ class DetectorReplay:
             if name not in self._faces:
                 self._faces[name] = self.node.create_publisher(Image, f"/humans/faces/{name}/cropped",
                                                                qos_profile_sensor_data)
-            image = Image(height=crop.shape[0], width=crop.shape[1], encoding="bgr8", step=crop.shape[1] * 3)
-            image.data = crop.tobytes()
+            image = self._image(id(frame), name, crop)
             set_stamp(image.header.stamp, stamp_ns)
             self._faces[name].publish(image)
         ids = self.hri.IdsList(ids=names)
         set_stamp(ids.header.stamp, stamp_ns)
         self.tracked.publish(ids)
         self.published_frames += 1
+
+    def _image(self, frame_key: int, name: str, bgr: np.ndarray) -> Image:
+        """The message for one frame or crop, made once (the replay must keep up with a camera)."""
+        key = (frame_key, name)
+        if key not in self._images:
+            image = Image(height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8", step=bgr.shape[1] * 3)
+            image.data = bgr.tobytes()  # from bytes: ~100x faster than from an array
+            self._images[key] = image
+        return self._images[key]
 
     def publish_audio(self, samples: np.ndarray, stamp_ns: int) -> None:
         message = Int16MultiArray(data=samples.astype(np.int16).tolist())
@@ -163,7 +212,7 @@ class DetectorReplay:
     def destroy(self) -> None:
         if self._timer is not None:
             self.node.destroy_timer(self._timer)
-        for publisher in [self.tracked, self.audio, *self._faces.values()]:
+        for publisher in [self.tracked, self.camera, self.audio, *self._faces.values()]:
             if publisher is not None:
                 self.node.destroy_publisher(publisher)
         self._faces.clear()

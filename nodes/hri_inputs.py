@@ -104,8 +104,10 @@ class HriFaceInput:
 
     def _push(self, moments: list) -> None:
         for name, stamp_ns in self.assembler.missing:
-            self._bad(BadInput(f"face {name} was tracked at {stamp_ns / 1e9:.3f} s but its image on "
-                               f"{FACES_PREFIX}/{name}/{self.config.faces_image} did not come within "
+            topic = f"{FACES_PREFIX}/{name}/{self.config.faces_image}"
+            self._bad(BadInput(f"face {name} is tracked but no image came on {topic} within "
+                               f"{self.config.faces_wait_s} s of it being listed" if stamp_ns is None else
+                               f"face {name}'s image at {stamp_ns / 1e9:.3f} s did not come on {topic} within "
                                f"{self.config.faces_wait_s} s; that moment went without it"), kind="missing image")
         self.assembler.missing.clear()
         late = self.assembler.counts.late - self.source.status.counters.get("late_messages", 0)

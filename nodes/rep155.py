@@ -20,7 +20,6 @@ placement, documented in docs/ros.md), and weighted by the window's probabilitie
 
 from __future__ import annotations
 
-import importlib
 import threading
 from types import ModuleType
 from typing import Any, Callable
@@ -31,7 +30,7 @@ from std_msgs.msg import Bool
 
 from socialmae_rt.faces.upstream import own_face_name
 from socialmae_rt.messages import DetectedFaces, VideoFrame
-from socialmae_rt.nodes.typed_messages import FaceName, set_stamp
+from socialmae_rt.nodes.typed_messages import FaceName, optional_messages, set_stamp
 from socialmae_rt.results import SocialPerception
 
 TRACKED_TOPIC = "/humans/faces/tracked"
@@ -55,10 +54,7 @@ def valence_arousal(emotion: dict[str, float]) -> tuple[float, float]:
 
 
 def hri_module() -> ModuleType | None:
-    try:
-        return importlib.import_module("hri_msgs.msg")
-    except ImportError:
-        return None
+    return optional_messages("hri_msgs")
 
 
 def hri_expression(emotion: dict[str, float]) -> tuple[str, float]:

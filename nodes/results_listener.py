@@ -29,6 +29,15 @@ class ResultsListener:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
 
+    def diagnostics(self) -> list[dict[str, str]]:
+        """Subscribe /diagnostics too: the returned list gets each message's first status as key/values."""
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        statuses: list[dict[str, str]] = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                      lambda m: statuses.append({kv.key: kv.value for kv in m.status[0].values}), 10)
+        return statuses
+
     def spin_once(self, timeout_s: float) -> None:
         self.executor.spin_once(timeout_sec=timeout_s)
 

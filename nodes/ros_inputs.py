@@ -17,7 +17,6 @@ stops waiting for it); the next message makes it RUNNING again.
 from __future__ import annotations
 
 import collections
-import importlib
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 from socialmae_rt.capture.base import DEFAULT_MAX_FRAME_SIDE, fit_frame
 from socialmae_rt.capture.microphone import INT16_FULL_SCALE, OutputStamper, StreamingResampler
 from socialmae_rt.messages import NS_PER_SECOND, AudioChunk, SourceState, SourceStatus, VideoFrame, seconds_to_ns
+from socialmae_rt.nodes.typed_messages import optional_messages
 
 MODEL_RATE = 16000
 AUDIO_TYPES = ("auto", "audio_common", "int16_array")
@@ -248,11 +248,10 @@ class AudioStamper:
 
 def audio_common_types():
     """(AudioDataStamped, AudioInfo) from audio_common_msgs, or None when it is not installed."""
-    try:
-        module = importlib.import_module("audio_common_msgs.msg")
-        return module.AudioDataStamped, module.AudioInfo
-    except (ImportError, AttributeError):
+    module = optional_messages("audio_common_msgs")
+    if module is None or not hasattr(module, "AudioDataStamped"):  # mgonzs13/audio_common: same name, other types
         return None
+    return module.AudioDataStamped, module.AudioInfo
 
 
 class RosInputs:

@@ -18,12 +18,17 @@ INTERFACE_PACKAGE = "socialmae_rt_msgs"
 BUILD_HINT = "build it with `make setup` (scripts/build_interfaces.py) or colcon in a ROS workspace"
 
 
-def interface_module() -> ModuleType | None:
-    """socialmae_rt_msgs.msg, or None when the package is not built here."""
+def optional_messages(package: str) -> ModuleType | None:
+    """`<package>.msg`, or None when that interface package is not installed (or built) here."""
     try:
-        return importlib.import_module(f"{INTERFACE_PACKAGE}.msg")
+        return importlib.import_module(f"{package}.msg")
     except ImportError:
         return None
+
+
+def interface_module() -> ModuleType | None:
+    """socialmae_rt_msgs.msg, or None when the package is not built here."""
+    return optional_messages(INTERFACE_PACKAGE)
 
 
 def set_stamp(stamp, stamp_ns: int) -> None:

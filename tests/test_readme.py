@@ -54,11 +54,22 @@ def fresh_home(tmp_path, fake_drive, released_files):
 
 
 def test_the_quick_start_blocks_are_what_the_test_runs():
-    console, ros, make = quick_start_blocks()
+    console, ros, hri, make = quick_start_blocks()
     assert console[0] == ros[0] == "make setup && source .venv/bin/activate"
     assert console[1] == ros[1] == "socialmae-rt weights get"
     assert len(console) <= 3 and len(ros) <= 4  # webcam to console in three lines, to ROS topics in four
     assert make == ["make demo", "make test"]
+    assert len(hri) == 1 and hri[0].startswith("socialmae-rt-node --ros-args ")  # the ROS4HRI mode, one command
+
+
+def test_the_ros4hri_line_sets_only_parameters_the_node_has_to_values_it_takes():
+    from socialmae_rt.nodes.social_perception import FACE_MODES, NodeConfig, parameter_names
+
+    line = quick_start_blocks()[2][0]
+    given = dict(re.findall(r"-p (\w+):=(\S+)", line))
+    assert given["faces"] == "hri" and given["source"] == "ros" and given["faces"] in FACE_MODES
+    assert set(given) <= set(parameter_names())
+    NodeConfig(faces=given["faces"])  # accepted
 
 
 def test_the_console_quick_start_runs_as_pasted(fresh_home, tmp_path, sample_clip):

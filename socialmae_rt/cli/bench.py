@@ -60,7 +60,13 @@ def _bench_node(args: argparse.Namespace) -> int:
         from socialmae_rt.bench.node import run_bench
     except ImportError as err:
         raise ImportError(f"bench-node needs rclpy ({err}); install with: pip install -e '.[ros]'") from err
-    run_bench(args.source, args.models, args.backend, args.hop, args.seconds, args.json)
+    if args.faces:
+        from socialmae_rt.bench.node import run_faces_bench
+
+        run_faces_bench(args.source, args.faces, args.models[0], args.backend, args.hop, args.seconds, args.json,
+                        args.threads)
+    else:
+        run_bench(args.source, args.models, args.backend, args.hop, args.seconds, args.json)
     return 0
 
 
@@ -71,6 +77,10 @@ def _add_bench_node(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="torch", help="backend the node runs (default: torch)")
     p.add_argument("--hop", type=float, default=0.5, help="seconds between windows (default: 0.5)")
     p.add_argument("--seconds", type=float, default=20.0, help="how long to collect results per model (default: 20)")
+    p.add_argument("--faces", nargs="+", choices=("own", "hri"),
+                   help="compare where faces come from instead (first --models only, ROS topics in both): own "
+                   "(a camera topic, our detector) and/or hri (a ROS4HRI detector's faces; needs hri_msgs)")
+    p.add_argument("--threads", type=int, help="with --faces: the node's compute threads (default: every core)")
     p.add_argument("--json", default="outputs/bench_node.json", help="where to write the JSON")
     p.set_defaults(handler=_bench_node)
 

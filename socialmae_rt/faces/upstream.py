@@ -3,9 +3,11 @@ moments the pipeline ingests in place of camera frames.
 
 Such a detector sends, per frame, the list of faces it tracks (string ids, one stamp) and per face
 an image (its crop) with the same stamp, on separate topics, so they arrive in any order. A
-moment is complete when every listed face's image came; it waits at most `wait_ns` for missing
-ones, then goes without them (each missing image counted). Moments leave in stamp order; one
-older than a moment already sent is dropped (counted as late).
+moment is complete when every listed face that has been sending images has its image; it waits
+at most `wait_ns` for a missing one, then goes without it (counted). A newly listed face holds
+no moment up until its first image comes (its image topic is still being discovered); one whose
+image never comes within `wait_ns` of being listed is counted once. Moments leave in stamp
+order; one older than a moment already sent is dropped (counted as late).
 
 The detector's ids map to our integer face ids (`FaceIds`), stable while it tracks the face; a
 face it stops listing is gone (its windows and personality estimate end), and should the same id
@@ -78,14 +80,14 @@ class _Moment:
     names: list[str] | None = None  # None: the tracked list for this stamp has not come (yet)
     images: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def complete(self) -> bool:
-        return self.names is not None and all(name in self.images for name in self.names)
+    def complete(self, delivering: set[str]) -> bool:
+        return self.names is not None and all(name in self.images for name in self.names if name in delivering)
 
 
 @dataclass
 class UpstreamCounts:
     moments: int = 0
-    missing_images: int = 0  # a tracked face whose image did not come within wait_ns
+    missing_images: int = 0  # a tracked face whose image did not come within wait_ns (or never came)
     late: int = 0  # messages older than a moment already sent
 
 
@@ -100,7 +102,10 @@ class MomentAssembler:
         self._pending: dict[int, _Moment] = {}
         self._sent_ns: int | None = None  # stamp of the last moment sent
         self._tracked: list[str] = []  # the names of the last moment sent
-        self.missing: list[tuple[str, int]] = []  # (name, stamp) of images that never came; the caller drains it
+        self._delivering: set[str] = set()  # tracked faces that have sent an image
+        self._listed_ns: dict[str, int] = {}  # tracked faces not sending yet -> when first listed (monotonic)
+        # (name, stamp of the moment that went without its image, or None: none ever came); the caller drains it
+        self.missing: list[tuple[str, int | None]] = []
 
     def tracked(self, stamp_ns: int, names: list[str], now_ns: int) -> list[DetectedFaces]:
         """The detector's tracked list at `stamp_ns` (names already checked valid)."""
@@ -108,11 +113,16 @@ class MomentAssembler:
         if moment is None:
             return []
         moment.names = list(dict.fromkeys(names))
+        for name in moment.names:
+            if name not in self._delivering:
+                self._listed_ns.setdefault(name, now_ns)
         return self._ready(now_ns)
 
     def image(self, name: str, stamp_ns: int, bgr: np.ndarray, now_ns: int) -> list[DetectedFaces]:
         """One face's image at `stamp_ns`: any size or aspect, made square (black borders) and sized
         for the model."""
+        self._delivering.add(name)  # it sends (even if this one is late): wait for its images from now on
+        self._listed_ns.pop(name, None)
         moment = self._moment(stamp_ns, now_ns)
         if moment is None:
             return []
@@ -121,7 +131,13 @@ class MomentAssembler:
         return self._ready(now_ns)
 
     def due(self, now_ns: int) -> list[DetectedFaces]:
-        """Moments that waited long enough go, complete or not."""
+        """Moments that waited long enough go, complete or not; faces listed for `wait_ns` without a
+        single image are counted (once each)."""
+        for name, listed_ns in list(self._listed_ns.items()):
+            if now_ns - listed_ns >= self.wait_ns:
+                del self._listed_ns[name]
+                self.counts.missing_images += 1
+                self.missing.append((name, None))
         return self._ready(now_ns)
 
     def _moment(self, stamp_ns: int, now_ns: int) -> _Moment | None:
@@ -133,7 +149,7 @@ class MomentAssembler:
     def _ready(self, now_ns: int) -> list[DetectedFaces]:
         # The newest moment that may go (complete, or waited out); every older one goes with it.
         ready = [stamp for stamp, moment in self._pending.items()
-                 if moment.complete() or now_ns - moment.first_heard_ns >= self.wait_ns]
+                 if moment.complete(self._delivering) or now_ns - moment.first_heard_ns >= self.wait_ns]
         if not ready:
             return []
         until = max(ready)
@@ -148,6 +164,9 @@ class MomentAssembler:
         else:  # images whose tracked list never came: the faces tracked before, and any new one seen
             names = self._tracked + [name for name in moment.images if name not in self._tracked]
         gone = [name for name in self._tracked if name not in names]
+        for name in gone:
+            self._delivering.discard(name)
+            self._listed_ns.pop(name, None)
         gone_ids = [face_id for face_id in (self.ids.release(name) for name in gone) if face_id is not None]
         tracked_ids = [self.ids.id_of(name) for name in names]
         crops = []
@@ -155,7 +174,7 @@ class MomentAssembler:
             if name in moment.images:
                 crops.append(FaceCrop(face_id, moment.images[name],
                                       FaceBox(0.0, 0.0, float(self.crop_size), float(self.crop_size)), moment.stamp_ns))
-            else:
+            elif name in self._delivering:  # it sends images, but this one did not come in time
                 self.counts.missing_images += 1
                 self.missing.append((name, moment.stamp_ns))
         self._tracked = list(names)
