@@ -10,7 +10,8 @@ stay off, and every output names the detector's ids.
 Bad input is logged once per kind and counted in /diagnostics (`source ros4hri faces`): an id that
 is not a valid ROS name token (skipped), an image in an encoding we cannot read, a listed face
 whose image does not come within `input_faces_wait_s` (the moment goes without it), and messages
-older than a moment already taken in (late).
+older than a moment already taken in (late). When the detector goes silent (no tracked list for
+`input_silence_s`), every face it tracked is gone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Callable
 from sensor_msgs.msg import Image
 
 from socialmae_rt.faces.upstream import FaceIds, MomentAssembler, is_valid_face_name
-from socialmae_rt.messages import seconds_to_ns
+from socialmae_rt.messages import SourceState, seconds_to_ns
 from socialmae_rt.nodes.rep155 import TRACKED_TOPIC, hri_module
 from socialmae_rt.nodes.ros_inputs import BadInput, RosInputConfig, TopicSource, image_to_bgr, stamp_to_ns
 
@@ -100,6 +101,9 @@ class HriFaceInput:
                                         time.monotonic_ns()))
 
     def _on_poll(self) -> None:
+        if self.source.status.state is SourceState.SILENT:  # the detector stopped: nobody is tracked now
+            self._push(self.assembler.forget_all())
+            return
         self._push(self.assembler.due(time.monotonic_ns()))
 
     def _push(self, moments: list) -> None:

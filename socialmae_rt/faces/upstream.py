@@ -140,6 +140,16 @@ class MomentAssembler:
                 self.missing.append((name, None))
         return self._ready(now_ns)
 
+    def forget_all(self) -> list[DetectedFaces]:
+        """The detector went quiet: every face it tracked is gone (one moment just after the last)."""
+        if not self._tracked and not self._pending:
+            return []
+        self._pending.clear()
+        gone_ids = [face_id for face_id in (self.ids.release(name) for name in self._tracked) if face_id is not None]
+        self._tracked, self._delivering, self._listed_ns = [], set(), {}
+        self._sent_ns = (self._sent_ns or 0) + 1
+        return [DetectedFaces(self._sent_ns, [], [], gone_ids, lost=gone_ids)]
+
     def _moment(self, stamp_ns: int, now_ns: int) -> _Moment | None:
         if self._sent_ns is not None and stamp_ns <= self._sent_ns:
             self.counts.late += 1

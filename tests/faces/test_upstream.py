@@ -117,3 +117,14 @@ def test_a_new_face_listed_before_its_first_image_sends_from_its_first_image_on(
     assert assembler.tracked(200 * MS, ["aaaaa"], now_ns=2) == []  # now it waits for the image
     [second] = assembler.image("aaaaa", 200 * MS, image(1), now_ns=3)
     assert len(second.crops) == 1 and assembler.counts.missing_images == 0
+
+
+def test_when_the_detector_goes_quiet_every_face_it_tracked_is_gone():
+    ids = FaceIds()
+    assembler = MomentAssembler(ids, WAIT)
+    [first] = sending(assembler, ["aaaaa", "bbbbb"])
+    assembler.tracked(100 * MS, ["aaaaa", "bbbbb"], now_ns=1)  # pending, never completed
+    [quiet] = assembler.forget_all()
+    assert sorted(quiet.gone) == sorted(first.tracked) and quiet.tracked == [] and quiet.stamp_ns > first.stamp_ns
+    assert not ids.tracks("aaaaa") and assembler.forget_all() == []  # said once
+    assert assembler.due(now_ns=10 * WAIT) == []  # the pending moment went with them

@@ -22,7 +22,8 @@ BUILT = "not built here: run `make setup` (scripts/build_interfaces.py builds th
 msg = pytest.importorskip("socialmae_rt_msgs.msg", reason=BUILT)
 hri = pytest.importorskip("hri_msgs.msg", reason=BUILT)
 
-from socialmae_rt.nodes.hri_detector_replay import DetectorReplay, detect_file  # noqa: E402  (needs hri_msgs)
+from socialmae_rt.nodes.hri_detector_replay import (  # noqa: E402  (needs hri_msgs)
+    DetectionFrame, DetectorReplay, Recording, detect_file)
 from socialmae_rt.nodes.social_perception import SocialPerceptionNode  # noqa: E402
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -30,11 +31,17 @@ RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
-    """The sample clip (face 0-6.4 s, nobody 6.4-9.6 s, the face again after), its faces found at 10 fps."""
+    """The sample clip's face (found at 10 fps) held for 5 s, then nobody for 1.5 s, with its sound:
+    the first 4 s window sees the face, and the face leaves before the end."""
     from socialmae_rt.media.sample import build_sample_clip
 
-    clip = build_sample_clip(tmp_path_factory.mktemp("hri") / "sample.mp4", seconds=16.0, fps=10)
-    return detect_file(clip.path)
+    clip = build_sample_clip(tmp_path_factory.mktemp("hri") / "sample.mp4", seconds=8.0, fps=10)
+    clip_recording = detect_file(clip.path)
+    found = [frame for frame in clip_recording.frames if frame.faces]
+    assert found
+    step_ns = 100_000_000
+    frames = [DetectionFrame(i * step_ns, found[i % len(found)].faces if i < 50 else []) for i in range(65)]
+    return Recording(frames, clip_recording.audio[:int(6.5 * 16000)], 6.5)
 
 
 def counts(diagnostics) -> str:
