@@ -131,6 +131,11 @@ class DetectorReplay:
         self._timer = self.node.create_timer(0.01, self._tick)
 
     @property
+    def start_ns(self) -> int | None:
+        """The ROS time the replay's first frame and sample are stamped with (None before start)."""
+        return self._start_ns
+
+    @property
     def _frame_count(self) -> int:
         if self.camera is None:
             return len(self.recording.frames)

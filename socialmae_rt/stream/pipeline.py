@@ -111,6 +111,9 @@ class _Window:
     faces: list[FaceWindow]
     problem: str | None = None  # why a delivered stream is missing from this window (NaN/Inf samples)
     speaking: dict[int, Speaking] = field(default_factory=dict)  # face id -> judged (attribution on)
+    # face id -> upstream name, taken with the window: the face may be gone (its name forgotten) by
+    # the time a slow inference pass makes its record.
+    names: dict[int, str] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -281,7 +284,8 @@ class Pipeline:
             problem = self.buffer.audio_problem(end_ns) if audio is None else None
             speaking = ({} if self.speakers is None or not faces else
                         self.speakers.judge(end_ns, audio, [face.face_id for face in faces]))
-        return _Window(end_ns, time.monotonic_ns(), audio, faces, problem, speaking)
+            names = {face.face_id: self.face_names[face.face_id] for face in faces if face.face_id in self.face_names}
+        return _Window(end_ns, time.monotonic_ns(), audio, faces, problem, speaking, names)
 
     def process_due(self) -> list[SocialPerception] | None:
         """Run the window the scheduler picks now: its records ([] if it had nothing to perceive, or
@@ -383,7 +387,7 @@ class Pipeline:
                       if face_id is not None and perceived.window_personality is not None else None)
             record = SocialPerception(
                 face_id=face_id,
-                face_name=self.face_names.get(face_id),
+                face_name=window.names.get(face_id),
                 window_start_ns=window.end_ns - seconds_to_ns(self.config.buffer.window_s),
                 window_end_ns=window.end_ns,
                 modality=modality,

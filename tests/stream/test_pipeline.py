@@ -482,3 +482,39 @@ def test_faces_found_upstream_replace_our_tracker_and_keep_the_detectors_name(fa
     assert faces[0].face_id not in pipeline.persons and faces[0].face_id not in pipeline.face_names
     later = [r for r in sink.results if r.window_end_ns > 6 * NS_PER_SECOND]
     assert later and all(r.face_id is None and "face_name" not in r.to_json() for r in later)
+
+
+class DepartureDuringInference:
+    """Ordering double: the real tiny backend, which during its first pass lets the capture side
+    ingest what came meanwhile (as a live capture thread does while a slow pass runs)."""
+
+    def __init__(self, pipeline_items) -> None:
+        self.inner = create_backend("torch", None, TINY)
+        self.info, self.model_config, self.preprocess = self.inner.info, self.inner.model_config, self.inner.preprocess
+        self.meanwhile, self.pipeline = pipeline_items, None
+
+    def infer(self, audio=None, video=None):
+        while self.meanwhile:
+            self.pipeline.ingest(self.meanwhile.pop(0))
+        return self.inner.infer(audio, video)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_face_gone_while_its_window_is_inferred_keeps_the_detectors_name(face_photo):
+    items = list(UpstreamFaces(face_photo, seconds=8.0))
+    from socialmae_rt.messages import DetectedFaces
+
+    first_end = next(i for i, item in enumerate(items)  # up to the faces at 4 s: the first window is due
+                     if isinstance(item, DetectedFaces) and item.stamp_ns >= 4 * NS_PER_SECOND) + 1
+    backend = DepartureDuringInference(items[first_end:])  # the rest, the face's departure at 6 s included
+    sink = MemorySink()
+    pipeline = Pipeline(backend, None, [sink], PipelineConfig())
+    backend.pipeline = pipeline
+    for item in items[:first_end]:
+        pipeline.ingest(item)
+    records = pipeline.process_due()
+    assert backend.meanwhile == [] and pipeline.face_names == {}  # the name was forgotten mid-pass
+    face = [r for r in records if r.face_id is not None]
+    assert face and face[0].face_name == "abcde" and face[0].window_end_ns == 4 * NS_PER_SECOND
